@@ -1,0 +1,87 @@
+#include "agent/core/units.h"
+
+#include <charconv>
+#include <cmath>
+
+#include <fmt/format.h>
+
+namespace logship {
+namespace {
+bool parse_number(std::string_view s, double& out, size_t& used) {
+  size_t i = 0;
+  while (i < s.size() && ((s[i] >= '0' && s[i] <= '9') || s[i] == '.')) ++i;
+  if (i == 0) return false;
+  std::string_view num = s.substr(0, i);
+  if (num.front() == '.' || num.back() == '.' || num.find('.') != num.rfind('.')) return false;
+  auto [p, ec] = std::from_chars(num.data(), num.data() + num.size(), out);
+  if (ec != std::errc() || p != num.data() + num.size()) return false;
+  used = i;
+  return true;
+}
+std::string_view trim(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+  return s;
+}
+}  // namespace
+
+std::optional<uint64_t> parse_size(std::string_view s) {
+  s = trim(s);
+  double v = 0;
+  size_t used = 0;
+  if (!parse_number(s, v, used)) return std::nullopt;
+  std::string_view unit = trim(s.substr(used));
+  double mult = 0;
+  if (unit.empty() || unit == "B") mult = 1;
+  else if (unit == "KiB") mult = 1024.0;
+  else if (unit == "MiB") mult = 1024.0 * 1024;
+  else if (unit == "GiB") mult = 1024.0 * 1024 * 1024;
+  else if (unit == "TiB") mult = 1024.0 * 1024 * 1024 * 1024;
+  else if (unit == "KB") mult = 1e3;
+  else if (unit == "MB") mult = 1e6;
+  else if (unit == "GB") mult = 1e9;
+  else if (unit == "TB") mult = 1e12;
+  else return std::nullopt;
+  double total = v * mult;
+  if (unit.empty() || unit == "B") {
+    if (std::floor(v) != v) return std::nullopt;  // fractional bytes
+  }
+  if (!(total >= 0) || total > 9.0e18) return std::nullopt;
+  return static_cast<uint64_t>(std::llround(total));
+}
+
+std::optional<std::chrono::nanoseconds> parse_duration(std::string_view s) {
+  s = trim(s);
+  if (s == "0") return std::chrono::nanoseconds(0);
+  double v = 0;
+  size_t used = 0;
+  if (!parse_number(s, v, used)) return std::nullopt;
+  std::string_view unit = trim(s.substr(used));
+  double ns = 0;
+  if (unit == "ns") ns = 1;
+  else if (unit == "us") ns = 1e3;
+  else if (unit == "ms") ns = 1e6;
+  else if (unit == "s") ns = 1e9;
+  else if (unit == "m") ns = 60e9;
+  else if (unit == "h") ns = 3600e9;
+  else if (unit == "d") ns = 86400e9;
+  else return std::nullopt;
+  double total = v * ns;
+  if (!(total >= 0) || total > 9.0e18) return std::nullopt;
+  return std::chrono::nanoseconds(static_cast<int64_t>(std::llround(total)));
+}
+
+std::string format_size(uint64_t b) {
+  if (b >= (1ull << 30)) return fmt::format("{:.1f}GiB", b / double(1ull << 30));
+  if (b >= (1ull << 20)) return fmt::format("{:.1f}MiB", b / double(1ull << 20));
+  if (b >= (1ull << 10)) return fmt::format("{:.1f}KiB", b / double(1ull << 10));
+  return fmt::format("{}B", b);
+}
+
+std::string format_duration(std::chrono::nanoseconds d) {
+  double s = d.count() / 1e9;
+  if (s >= 1) return fmt::format("{:.1f}s", s);
+  return fmt::format("{}ms", d.count() / 1000000);
+}
+
+}  // namespace logship

@@ -1,0 +1,70 @@
+#pragma once
+// Component interfaces: sources emit batches into a Fanout; sinks consume a bounded channel.
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "agent/core/asio.h"
+#include "agent/observe/metrics.h"
+#include "agent/pipeline/channel.h"
+#include "agent/pipeline/event.h"
+#include "agent/pipeline/lifecycle.h"
+
+namespace logship {
+
+class CheckpointStore;
+using BatchChannel = Channel<BatchRef>;
+
+/// What a component gets from the runtime. Constructors must not do I/O (`logship check` builds
+/// every component and throws it away); sockets and files are opened in run().
+struct ComponentContext {
+  std::string id;
+  std::string type;
+  std::string kind;  ///< "source" | "transform" | "sink"
+  std::string data_dir;
+  Executor executor;
+  Lifecycle* lifecycle = nullptr;  ///< stop requested: sources stop reading
+  Lifecycle* abort = nullptr;      ///< drain deadline passed: sinks stop retrying and give up
+  CheckpointStore* checkpoints = nullptr;
+};
+
+/// A source's output: the input channels of every component that lists it in `inputs`.
+class Fanout {
+ public:
+  void add(BatchChannel* ch) { outs_.push_back(ch); }
+  /// Sends the batch to every consumer, each with its own share of `ack`. Suspends while any
+  /// consumer is full (backpressure). Returns false if a channel was closed or aborted (shutdown);
+  /// the undelivered shares then report kErrored.
+  awaitable<bool> send(EventBatch&& batch, AckHandle ack);
+  void register_producer() {
+    for (auto* c : outs_) c->add_producer();
+  }
+  void producer_done() {
+    for (auto* c : outs_) c->producer_done();
+  }
+  size_t size() const { return outs_.size(); }
+
+ private:
+  std::vector<BatchChannel*> outs_;
+};
+
+class Source {
+ public:
+  virtual ~Source() = default;
+  /// Reads input and sends batches until ctx.lifecycle->stopping(); then returns promptly
+  /// (finish the batch at hand, send it if possible, return).
+  virtual awaitable<void> run(Fanout& out) = 0;
+  /// True once the source is serving (for /ready); default true.
+  virtual bool ready() const { return true; }
+};
+
+class Sink {
+ public:
+  virtual ~Sink() = default;
+  /// Consumes `in` until it is closed and drained (or aborted), finishing every batch's ack with
+  /// its delivery status.
+  virtual awaitable<void> run(BatchChannel& in) = 0;
+  virtual bool ready() const { return true; }
+};
+
+}  // namespace logship
