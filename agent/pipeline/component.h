@@ -31,21 +31,37 @@ struct ComponentContext {
 /// A source's output: the input channels of every component that lists it in `inputs`.
 class Fanout {
  public:
-  void add(BatchChannel* ch) { outs_.push_back(ch); }
-  /// Sends the batch to every consumer, each with its own share of `ack`. Suspends while any
-  /// consumer is full (backpressure). Returns false if a channel was closed or aborted (shutdown);
-  /// the undelivered shares then report kErrored.
+  /// `drop_when_full`: the consumer's buffer has `when_full: drop_newest`; a batch that does not
+  /// fit is dropped, counted in `dropped` and reported as kDropped instead of blocking.
+  void add(BatchChannel* ch, bool drop_when_full = false, Counter* dropped = nullptr) {
+    outs_.push_back({ch, drop_when_full, dropped});
+  }
+  /// Sends the batch to every consumer, each with its own share of `ack`. Suspends while a
+  /// blocking consumer is full (backpressure). Returns false if a channel was closed or aborted
+  /// (shutdown); the undelivered shares then report kErrored.
   awaitable<bool> send(EventBatch&& batch, AckHandle ack);
   void register_producer() {
-    for (auto* c : outs_) c->add_producer();
+    for (auto& o : outs_) o.ch->add_producer();
   }
   void producer_done() {
-    for (auto* c : outs_) c->producer_done();
+    for (auto& o : outs_) o.ch->producer_done();
   }
   size_t size() const { return outs_.size(); }
+  /// True when every blocking consumer has room for `bytes` more (a hint for receivers that
+  /// prefer answering "busy" to holding a request).
+  bool has_room(size_t bytes) const {
+    for (auto& o : outs_)
+      if (!o.drop && o.ch->bytes() > 0 && o.ch->bytes() + bytes > o.ch->max_bytes()) return false;
+    return true;
+  }
 
  private:
-  std::vector<BatchChannel*> outs_;
+  struct Out {
+    BatchChannel* ch;
+    bool drop;
+    Counter* dropped;
+  };
+  std::vector<Out> outs_;
 };
 
 class Source {

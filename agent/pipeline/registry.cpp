@@ -24,11 +24,19 @@ const Registry& builtin_registry() {
 
 awaitable<bool> Fanout::send(EventBatch&& batch, AckHandle ack) {
   size_t bytes = batch.byte_size();
+  size_t events = batch.size();
   BatchPtr shared = std::make_shared<const EventBatch>(std::move(batch));
   bool ok = true;
   for (size_t i = 0; i < outs_.size(); ++i) {
     BatchRef ref{shared, i + 1 == outs_.size() ? std::move(ack) : ack.share()};
-    if (!co_await outs_[i]->send(std::move(ref), bytes)) ok = false;
+    if (outs_[i].drop) {
+      if (!outs_[i].ch->try_send(ref, bytes)) {
+        if (outs_[i].dropped) outs_[i].dropped->inc(events);
+        ref.ack.finish(DeliveryStatus::kDropped);
+      }
+      continue;
+    }
+    if (!co_await outs_[i].ch->send(std::move(ref), bytes)) ok = false;
   }
   co_return ok;
 }

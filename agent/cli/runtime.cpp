@@ -1,0 +1,348 @@
+#include "agent/cli/runtime.h"
+
+#include <fcntl.h>
+#include <sched.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <thread>
+
+#include <boost/asio/signal_set.hpp>
+#include <fmt/format.h>
+
+#include "agent/core/log.h"
+#include "agent/core/secret.h"
+#include "agent/core/units.h"
+#include "agent/observe/admin_server.h"
+#include "agent/pipeline/checkpoints.h"
+#include "agent/pipeline/registry.h"
+
+namespace logship {
+
+int default_thread_count() {
+  int cpus = static_cast<int>(std::thread::hardware_concurrency());
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  if (sched_getaffinity(0, sizeof set, &set) == 0) cpus = CPU_COUNT(&set);
+  // cgroup v2: "max 100000" or "<quota> <period>"; v1: cfs_quota_us / cfs_period_us.
+  std::ifstream v2("/sys/fs/cgroup/cpu.max");
+  std::string quota;
+  long period = 0;
+  if (v2 >> quota >> period && quota != "max" && period > 0) {
+    double q = std::stod(quota) / static_cast<double>(period);
+    cpus = std::min(cpus, std::max(1, static_cast<int>(std::ceil(q))));
+  } else {
+    std::ifstream q1("/sys/fs/cgroup/cpu/cpu.cfs_quota_us"), p1("/sys/fs/cgroup/cpu/cpu.cfs_period_us");
+    long q = -1, p = 0;
+    if (q1 >> q && p1 >> p && q > 0 && p > 0)
+      cpus = std::min(cpus, std::max(1, static_cast<int>(std::ceil(double(q) / double(p)))));
+  }
+  return std::max(1, cpus);
+}
+
+struct Runtime::Impl {
+  Config cfg;
+  asio::io_context ioc;
+  Lifecycle stop;        // sources stop reading
+  Lifecycle abort;       // drain deadline: sinks give up
+  Lifecycle flush_stop;  // checkpoint flusher's final flush
+  std::unique_ptr<CheckpointStore> checkpoints;
+  struct SinkEntry {
+    ComponentContext ctx;
+    std::unique_ptr<Sink> sink;
+    std::unique_ptr<BatchChannel> in;
+    std::vector<std::string> inputs;
+    bool drop_newest = false;
+    std::string buffer_desc;
+    std::unique_ptr<ComponentMetrics> buffer_metrics;
+  };
+  struct SourceEntry {
+    ComponentContext ctx;
+    std::unique_ptr<Source> source;
+    Fanout out;
+  };
+  std::vector<SinkEntry> sinks;
+  std::vector<SourceEntry> sources;
+
+  explicit Impl(Config c) : cfg(std::move(c)) {
+    checkpoints = std::make_unique<CheckpointStore>(cfg.data_dir);
+    const Registry& reg = builtin_registry();
+    auto make_ctx = [&](const ComponentDecl& d) {
+      ComponentContext ctx;
+      ctx.id = d.id;
+      ctx.type = d.type;
+      ctx.kind = d.kind;
+      ctx.data_dir = cfg.data_dir;
+      ctx.executor = ioc.get_executor();
+      ctx.lifecycle = &stop;
+      ctx.abort = &abort;
+      ctx.checkpoints = checkpoints.get();
+      return ctx;
+    };
+    for (auto& d : cfg.transforms) {
+      d.node->fail("type", fmt::format("unknown transform type \"{}\"; no transform types are "
+                                       "available in this build",
+                                       d.type));
+    }
+    for (auto& d : cfg.sinks) {
+      const SinkFactory* f = reg.sink(d.type);
+      if (!f)
+        d.node->fail("type", fmt::format("unknown sink type \"{}\"; expected one of: {}", d.type,
+                                         fmt::join(reg.sink_types(), ", ")));
+      SinkEntry e;
+      e.ctx = make_ctx(d);
+      e.inputs = d.inputs;
+      // The sink's buffer is its bounded input channel (CONFIG.md `buffer`).
+      uint64_t max_bytes = 16ull << 20;
+      std::string when_full = "block";
+      if (auto b = d.node->map("buffer")) {
+        std::string type = b->choice("type", "memory", {"memory", "disk"});
+        if (type == "disk")
+          b->fail("type",
+                  "buffer type \"disk\" is not available in this build yet; expected memory");
+        max_bytes = b->size("max_bytes", max_bytes);
+        if (max_bytes < 4096) b->fail("max_bytes", "buffer.max_bytes must be at least 4KiB");
+        when_full = b->choice("when_full", "block", {"block", "drop_newest"});
+        b->finish();
+      }
+      e.drop_newest = when_full == "drop_newest";
+      e.buffer_desc = fmt::format("memory {} {}", format_size(max_bytes), when_full);
+      e.in = std::make_unique<BatchChannel>(max_bytes, 1u << 20);
+      e.sink = (*f)(*d.node, e.ctx);
+      d.node->finish();
+      e.buffer_metrics = std::make_unique<ComponentMetrics>(d.id, d.type, "sink");
+      sinks.push_back(std::move(e));
+    }
+    for (auto& d : cfg.sources) {
+      const SourceFactory* f = reg.source(d.type);
+      if (!f)
+        d.node->fail("type", fmt::format("unknown source type \"{}\"; expected one of: {}", d.type,
+                                         fmt::join(reg.source_types(), ", ")));
+      SourceEntry e;
+      e.ctx = make_ctx(d);
+      e.source = (*f)(*d.node, e.ctx);
+      d.node->finish();
+      sources.push_back(std::move(e));
+    }
+    for (auto& s : sources) {
+      for (auto& k : sinks) {
+        if (std::find(k.inputs.begin(), k.inputs.end(), s.ctx.id) == k.inputs.end()) continue;
+        s.out.add(k.in.get(), k.drop_newest,
+                  k.drop_newest ? &k.buffer_metrics->dropped("buffer_full") : nullptr);
+      }
+    }
+  }
+
+  std::string describe() const {
+    std::string out = fmt::format("configuration {} is valid\ndata_dir: {}\n", cfg.file, cfg.data_dir);
+    if (cfg.admin_address) out += fmt::format("admin: http://{}/metrics\n", *cfg.admin_address);
+    out += "sources:\n";
+    for (auto& s : sources) {
+      std::vector<std::string> to;
+      for (auto& k : sinks)
+        if (std::find(k.inputs.begin(), k.inputs.end(), s.ctx.id) != k.inputs.end())
+          to.push_back(k.ctx.id);
+      out += fmt::format("  {} ({}) -> {}\n", s.ctx.id, s.ctx.type,
+                         to.empty() ? std::string("(unused)") : fmt::format("{}", fmt::join(to, ", ")));
+    }
+    out += "sinks:\n";
+    for (auto& k : sinks)
+      out += fmt::format("  {} ({}) <- {}  [buffer: {}]\n", k.ctx.id, k.ctx.type,
+                         fmt::join(k.inputs, ", "), k.buffer_desc);
+    return out;
+  }
+};
+
+Runtime::Runtime(Config cfg) : impl_(std::make_unique<Impl>(std::move(cfg))) {}
+Runtime::~Runtime() = default;
+std::string Runtime::describe() const { return impl_->describe(); }
+
+namespace {
+// Holds an exclusive flock on <data_dir>/.lock for the life of the process.
+int lock_data_dir(const std::string& dir, std::string& err) {
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec) {
+    err = fmt::format("cannot create data_dir {}: {}", dir, ec.message());
+    return -1;
+  }
+  std::string path = dir + "/.lock";
+  int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (fd < 0) {
+    err = fmt::format("cannot open {}: {}", path, strerror(errno));
+    return -1;
+  }
+  if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    char buf[32] = {0};
+    ssize_t n = ::pread(fd, buf, sizeof buf - 1, 0);
+    std::string pid = n > 0 ? std::string(buf, static_cast<size_t>(n)) : "?";
+    while (!pid.empty() && (pid.back() == '\n')) pid.pop_back();
+    err = fmt::format("data_dir {} is locked by another logship process (pid {}); one process per "
+                      "data_dir",
+                      dir, pid);
+    ::close(fd);
+    return -2;
+  }
+  std::string pid = std::to_string(::getpid()) + "\n";
+  if (::ftruncate(fd, 0) == 0 && ::pwrite(fd, pid.data(), pid.size(), 0) < 0) {
+    // The pid is informational only.
+  }
+  return fd;
+}
+}  // namespace
+
+int Runtime::run(std::chrono::milliseconds drain_timeout) {
+  Impl& m = *impl_;
+  std::string err;
+  int lock_fd = lock_data_dir(m.cfg.data_dir, err);
+  if (lock_fd < 0) {
+    spdlog::error("{}", err);
+    return lock_fd == -2 ? 2 : 1;
+  }
+
+  std::atomic<int> exit_code{0};
+  std::atomic<bool> stopping{false};
+  std::atomic<size_t> sinks_left{m.sinks.size()};
+  std::unique_ptr<asio::steady_timer> deadline;
+  auto begin_stop = [&](const char* why) {
+    if (stopping.exchange(true)) return;
+    spdlog::info("{}: stopping inputs, draining in-flight data (deadline {})", why,
+                 format_duration(drain_timeout));
+    m.stop.request_stop();
+    asio::post(m.ioc, [&] {
+      deadline = std::make_unique<asio::steady_timer>(m.ioc, drain_timeout);
+      deadline->async_wait([&](const boost::system::error_code& ec) {
+        if (ec) return;
+        spdlog::warn("drain deadline passed; giving up on undelivered data (it stays in the "
+                     "sources' checkpoints and is read again on restart)");
+        m.abort.request_stop();
+        for (auto& k : m.sinks) k.in->abort();
+        // Last resort if a component ignores the abort.
+        auto hard = std::make_shared<asio::steady_timer>(m.ioc, std::chrono::seconds(3));
+        hard->async_wait([&, hard](const boost::system::error_code&) { m.ioc.stop(); });
+      });
+    });
+  };
+  auto fatal = [&](const std::string& what) {
+    spdlog::error("{}", what);
+    exit_code = 1;
+    begin_stop("fatal error");
+  };
+
+  // Admin endpoint.
+  std::unique_ptr<AdminServer> admin;
+  if (m.cfg.admin_address) {
+    admin = std::make_unique<AdminServer>(m.ioc.get_executor(), *m.cfg.admin_address, [&m] {
+      for (auto& s : m.sources)
+        if (!s.source->ready()) return false;
+      for (auto& k : m.sinks)
+        if (!k.sink->ready()) return false;
+      return true;
+    });
+    try {
+      admin->start();
+    } catch (const std::exception& e) {
+      spdlog::error("admin endpoint: {}", e.what());
+      return 1;
+    }
+  }
+
+  // Signals: TERM/INT drain and exit; HUP re-reads secret files.
+  asio::signal_set signals(m.ioc, SIGINT, SIGTERM, SIGHUP);
+  std::function<void(const boost::system::error_code&, int)> on_signal =
+      [&](const boost::system::error_code& ec, int sig) {
+        if (ec) return;
+        if (sig == SIGHUP) {
+          int failed = SecretStore::instance().reload_all();
+          spdlog::info("SIGHUP: secret files re-read ({} failed)", failed);
+        } else {
+          begin_stop(sig == SIGTERM ? "SIGTERM" : "SIGINT");
+        }
+        signals.async_wait(on_signal);
+      };
+  signals.async_wait(on_signal);
+
+  auto all_done = [&] {
+    if (m.flush_stop.stopping()) return;
+    m.flush_stop.request_stop();  // the flusher writes one last time and returns
+    signals.cancel();
+    if (deadline) deadline->cancel();
+    if (admin) admin->stop();
+  };
+
+  for (auto& k : m.sinks) {
+    asio::co_spawn(m.ioc, k.sink->run(*k.in), [&, id = k.ctx.id](std::exception_ptr e) {
+      if (e) {
+        try {
+          std::rethrow_exception(e);
+        } catch (const std::exception& ex) {
+          fatal(fmt::format("sink {} failed: {}", id, ex.what()));
+        }
+      }
+      if (--sinks_left == 0) all_done();
+    });
+  }
+  for (auto& s : m.sources) {
+    s.out.register_producer();
+    asio::co_spawn(m.ioc, s.source->run(s.out), [&, src = &s](std::exception_ptr e) {
+      if (e) {
+        try {
+          std::rethrow_exception(e);
+        } catch (const std::exception& ex) {
+          fatal(fmt::format("source {} failed: {}", src->ctx.id, ex.what()));
+        }
+      }
+      src->out.producer_done();
+    });
+  }
+  if (m.sinks.empty()) all_done();
+  asio::co_spawn(m.ioc, m.checkpoints->run(m.flush_stop), asio::detached);
+  // Buffer gauges, refreshed twice a second until the end.
+  asio::co_spawn(
+      m.ioc,
+      [&m]() -> awaitable<void> {
+        struct G {
+          BatchChannel* ch;
+          Gauge& bytes;
+          Gauge& events;
+        };
+        std::vector<G> gs;
+        for (auto& k : m.sinks) {
+          Labels l{{"component_id", k.ctx.id}};
+          gs.push_back({k.in.get(),
+                        metrics().gauge("logship_buffer_bytes", "Bytes queued in the sink's buffer", l),
+                        metrics().gauge("logship_buffer_batches", "Batches queued in the sink's buffer", l)});
+          metrics()
+              .gauge("logship_buffer_max_bytes", "Capacity of the sink's buffer", l)
+              .set(static_cast<int64_t>(k.in->max_bytes()));
+        }
+        for (;;) {
+          for (auto& g : gs) {
+            g.bytes.set(static_cast<int64_t>(g.ch->bytes()));
+            g.events.set(static_cast<int64_t>(g.ch->size()));
+          }
+          if (co_await m.flush_stop.sleep(std::chrono::milliseconds(500))) co_return;
+        }
+      },
+      asio::detached);
+
+  int n = m.cfg.threads > 0 ? m.cfg.threads : default_thread_count();
+  spdlog::info("logship {} running: {} source(s), {} sink(s), {} thread(s), data_dir {}",
+               LOGSHIP_VERSION, m.sources.size(), m.sinks.size(), n, m.cfg.data_dir);
+  std::vector<std::thread> pool;
+  for (int i = 1; i < n; ++i) pool.emplace_back([&] { m.ioc.run(); });
+  m.ioc.run();
+  for (auto& t : pool) t.join();
+
+  if (!m.checkpoints->flush_all()) exit_code = 1;
+  spdlog::info("stopped (exit code {})", exit_code.load());
+  ::close(lock_fd);
+  return exit_code;
+}
+
+}  // namespace logship

@@ -1,0 +1,11 @@
+#include "agent/config/config.h"
+#include "agent/pipeline/registry.h"
+#include "plugins/sinks/file/json_lines_sink.h"
+
+namespace logship {
+void register_sinks_console(Registry& r) {
+  r.add_sink("console", [](ConfigNode&, const ComponentContext& ctx) -> std::unique_ptr<Sink> {
+    return std::make_unique<JsonLinesSink>("", ctx);
+  });
+}
+}  // namespace logship

@@ -1,0 +1,32 @@
+#pragma once
+// `file` source configuration (CONFIG.md "Source file"). Parsing is pure: no file is touched.
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace logship {
+class ConfigNode;
+
+struct FileSourceConfig {
+  std::vector<std::string> include;            ///< required; absolute globs
+  std::vector<std::string> exclude;            ///< default []
+  bool read_from_end = false;                  ///< read_from: beginning (default) | end
+  std::optional<std::chrono::nanoseconds> ignore_older_than;  ///< default unset
+  uint64_t fingerprint_bytes = 1024;           ///< default 1KiB
+  std::chrono::nanoseconds scan_interval = std::chrono::seconds(1);  ///< default 1s
+  bool poll_only = false;                      ///< default false
+  uint64_t max_line_bytes = 1 << 20;           ///< default 1MiB
+  std::chrono::nanoseconds partial_line_timeout = std::chrono::seconds(5);  ///< default 5s
+  int64_t max_open_files = 1024;               ///< default 1024
+  std::string codec = "lines";                 ///< lines (json, cri, docker: file-source issue)
+  std::string host;                            ///< default: the machine's hostname
+  std::optional<std::string> source;           ///< default: the file path
+  std::string sourcetype;                      ///< default unset
+  std::string index;                           ///< default unset
+
+  static FileSourceConfig parse(ConfigNode& cfg);
+};
+
+}  // namespace logship

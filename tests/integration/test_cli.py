@@ -1,0 +1,135 @@
+"""The logship binary's command line: check, version, exit codes, data_dir lock, signals."""
+import os
+import signal
+import sys
+import unittest
+
+sys.path.insert(0, os.path.dirname(__file__))
+from lib import Logship, TempDir, free_port, http_get, run_logship, wait_for, write_config  # noqa: E402
+
+
+def minimal(tmp, **top):
+    cfg = {
+        "data_dir": tmp.join("data"),
+        "sources": {"app": {"type": "file", "include": [tmp.join("*.log")]}},
+        "sinks": {"bh": {"type": "blackhole", "inputs": ["app"], "print_interval": "0"}},
+    }
+    cfg.update(top)
+    return cfg
+
+
+class Cli(unittest.TestCase):
+    def setUp(self):
+        self.tmp = TempDir()
+        self.addCleanup(self.tmp.cleanup)
+
+    def write(self, name, text):
+        path = self.tmp.join(name)
+        with open(path, "w") as f:
+            f.write(text)
+        return path
+
+    def test_version_prints_version_commit_and_libraries(self):
+        """Verifies `logship version` names the commit and the linked libraries."""
+        r = run_logship("version")
+        self.assertEqual(r.returncode, 0)
+        for word in ("logship", "commit", "libcurl", "openssl", "simdjson", "boost", "libdeflate"):
+            self.assertIn(word, r.stdout.lower())
+
+    def test_check_prints_the_topology(self):
+        """Verifies `logship check` prints each component, its type and its inputs."""
+        path = write_config(self.tmp.join("ok.yaml"), minimal(self.tmp))
+        r = run_logship("check", "-c", path)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("app (file)", r.stdout)
+        self.assertIn("bh (blackhole) <- app", r.stdout)
+
+    def test_bad_config_exits_2_with_file_line_col(self):
+        """Verifies bad configs exit 2 with one message carrying file:line:col."""
+        cases = {
+            "unknown_key.yaml": ("data_dir: /tmp/x\nsources:\n  app:\n    type: file\n    include: [/tmp/*.log]\n"
+                                 "    colour: blue\nsinks:\n  bh: {type: blackhole, inputs: [app]}\n", ":6:5:", "colour"),
+            "dangling.yaml": ("sources:\n  app: {type: file, include: [/tmp/*.log]}\n"
+                              "sinks:\n  bh: {type: blackhole, inputs: [nope]}\n", ":4:", "nope"),
+            "bad_size.yaml": ("sources:\n  app: {type: file, include: [/tmp/*.log], max_line_bytes: 12 parsecs}\n"
+                              "sinks:\n  bh: {type: blackhole, inputs: [app]}\n", ":2:", "size"),
+            "unknown_type.yaml": ("sources:\n  app: {type: nosuch}\nsinks:\n  bh: {type: blackhole, inputs: [app]}\n",
+                                  ":2:", "nosuch"),
+            "syntax.yaml": ("sources:\n  app: {type: file\nsinks: [\n", ":", ""),
+        }
+        for name, (text, pos, word) in cases.items():
+            with self.subTest(name):
+                path = self.write(name, text)
+                r = run_logship("check", "-c", path)
+                self.assertEqual(r.returncode, 2, r.stdout + r.stderr)
+                msg = r.stderr.strip()
+                self.assertEqual(len(msg.splitlines()), 1, msg)
+                self.assertTrue(msg.startswith(path + pos), msg)
+                self.assertIn(word, msg)
+
+    def test_unset_variable_is_named(self):
+        """Verifies an unset ${VAR} without default is a config error naming the variable."""
+        path = self.write("var.yaml", "data_dir: ${LOGSHIP_TEST_UNSET_DIR}\nsources:\n  app: {type: file, include: [/tmp/*.log]}\n"
+                                      "sinks:\n  bh: {type: blackhole, inputs: [app]}\n")
+        os.environ.pop("LOGSHIP_TEST_UNSET_DIR", None)
+        r = run_logship("check", "-c", path)
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("LOGSHIP_TEST_UNSET_DIR", r.stderr)
+        self.assertIn(path + ":1:", r.stderr)
+
+    def test_missing_file_and_usage_errors_exit_2(self):
+        """Verifies a missing config file and a bad command line exit with code 2."""
+        self.assertEqual(run_logship("check", "-c", self.tmp.join("nope.yaml")).returncode, 2)
+        self.assertEqual(run_logship("frobnicate").returncode, 2)
+        self.assertEqual(run_logship("run").returncode, 2)
+
+    def test_group_readable_secret_file_is_rejected(self):
+        """Verifies a token_file readable by the group is refused (exit 2) without printing it."""
+        tok = self.tmp.join("token")
+        with open(tok, "w") as f:
+            f.write("super-secret-token\n")
+        os.chmod(tok, 0o640)
+        cfg = minimal(self.tmp)
+        cfg["sinks"] = {"hec": {"type": "splunk_hec", "inputs": ["app"], "endpoints": ["https://127.0.0.1:1"],
+                                "token_file": tok}}
+        path = write_config(self.tmp.join("secret.yaml"), cfg)
+        r = run_logship("check", "-c", path)
+        self.assertEqual(r.returncode, 2, r.stdout + r.stderr)
+        self.assertIn(tok, r.stderr)
+        self.assertNotIn("super-secret-token", r.stderr + r.stdout)
+
+    def test_second_process_on_same_data_dir_exits_2(self):
+        """Verifies data_dir is locked: a second process exits 2 with a clear message."""
+        path = write_config(self.tmp.join("a.yaml"), minimal(self.tmp))
+        first = Logship(path, "first").start()
+        self.addCleanup(lambda: first.alive() and first.stop())
+        wait_for(lambda: os.path.exists(self.tmp.join("data", ".lock")), 10, "lock file")
+        wait_for(lambda: "running" in first.log(), 10, "first process running")
+        r = run_logship("run", "-c", path, timeout=20)
+        self.assertEqual(r.returncode, 2, r.stdout + r.stderr)
+        self.assertIn("locked by another logship process", r.stdout + r.stderr)
+        self.assertEqual(first.stop(), 0)
+
+    def test_sigterm_drains_and_exits_0_and_admin_serves_health(self):
+        """Verifies /health, /ready and /metrics, then SIGTERM exits 0 with checkpoints written."""
+        port = free_port()
+        with open(self.tmp.join("a.log"), "w") as f:
+            f.write("hello\nworld\n")
+        path = write_config(self.tmp.join("a.yaml"), minimal(self.tmp, admin={"address": f"127.0.0.1:{port}"}))
+        p = Logship(path).start()
+        self.addCleanup(lambda: p.alive() and p.stop())
+        wait_for(lambda: http_get(f"http://127.0.0.1:{port}/health")[0] == 200, 10, "/health")
+        wait_for(lambda: http_get(f"http://127.0.0.1:{port}/ready")[0] == 200, 10, "/ready")
+        status, text = http_get(f"http://127.0.0.1:{port}/metrics")
+        self.assertEqual(status, 200)
+        self.assertIn("logship_component_received_events_total", text)
+        wait_for(lambda: 'component_id="bh"' in http_get(f"http://127.0.0.1:{port}/metrics")[1] and
+                 'logship_component_sent_events_total{component_id="bh",component_kind="sink",component_type="blackhole"} 2'
+                 in http_get(f"http://127.0.0.1:{port}/metrics")[1], 10, "2 events sent by the blackhole")
+        self.assertEqual(p.stop(signal.SIGTERM), 0, p.log())
+        with open(self.tmp.join("data", "checkpoints", "app.json")) as f:
+            self.assertIn('"offset":12', f.read())
+
+
+if __name__ == "__main__":
+    unittest.main()
