@@ -10,8 +10,10 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <mutex>
 #include <thread>
 
+#include <boost/asio/bind_executor.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <fmt/format.h>
 
@@ -209,12 +211,15 @@ int Runtime::run(std::chrono::milliseconds drain_timeout) {
   std::atomic<bool> stopping{false};
   std::atomic<size_t> sinks_left{m.sinks.size()};
   std::unique_ptr<asio::steady_timer> deadline;
+  std::mutex deadline_mu;  // deadline is touched from the pool's threads
   auto begin_stop = [&](const char* why) {
     if (stopping.exchange(true)) return;
     spdlog::info("{}: stopping inputs, draining in-flight data (deadline {})", why,
                  format_duration(drain_timeout));
     m.stop.request_stop();
     asio::post(m.ioc, [&] {
+      std::lock_guard lk(deadline_mu);
+      if (m.flush_stop.stopping()) return;  // everything already drained
       deadline = std::make_unique<asio::steady_timer>(m.ioc, drain_timeout);
       deadline->async_wait([&](const boost::system::error_code& ec) {
         if (ec) return;
@@ -252,25 +257,37 @@ int Runtime::run(std::chrono::milliseconds drain_timeout) {
     }
   }
 
-  // Signals: TERM/INT drain and exit; HUP re-reads secret files.
+  // Signals: TERM/INT drain and exit; HUP re-reads secret files. The handler and the final
+  // cancel run on one strand with a `signals_done` flag, so a re-arm can never slip in after the
+  // cancel (that left a pending wait that kept the process alive).
   asio::signal_set signals(m.ioc, SIGINT, SIGTERM, SIGHUP);
+  auto signal_strand = asio::make_strand(m.ioc);
+  bool signals_done = false;  // only touched on signal_strand
   std::function<void(const boost::system::error_code&, int)> on_signal =
       [&](const boost::system::error_code& ec, int sig) {
-        if (ec) return;
+        if (ec || signals_done) return;
         if (sig == SIGHUP) {
           int failed = SecretStore::instance().reload_all();
           spdlog::info("SIGHUP: secret files re-read ({} failed)", failed);
+        } else if (stopping) {
+          spdlog::warn("second {}: giving up on the drain now", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+          m.abort.request_stop();
+          for (auto& k : m.sinks) k.in->abort();
         } else {
           begin_stop(sig == SIGTERM ? "SIGTERM" : "SIGINT");
         }
-        signals.async_wait(on_signal);
+        signals.async_wait(asio::bind_executor(signal_strand, on_signal));
       };
-  signals.async_wait(on_signal);
+  signals.async_wait(asio::bind_executor(signal_strand, on_signal));
 
   auto all_done = [&] {
+    std::lock_guard lk(deadline_mu);
     if (m.flush_stop.stopping()) return;
     m.flush_stop.request_stop();  // the flusher writes one last time and returns
-    signals.cancel();
+    asio::post(signal_strand, [&] {
+      signals_done = true;
+      signals.cancel();
+    });
     if (deadline) deadline->cancel();
     if (admin) admin->stop();
   };

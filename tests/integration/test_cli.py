@@ -11,7 +11,7 @@ from lib import Logship, TempDir, free_port, http_get, run_logship, wait_for, wr
 def minimal(tmp, **top):
     cfg = {
         "data_dir": tmp.join("data"),
-        "sources": {"app": {"type": "file", "include": [tmp.join("*.log")]}},
+        "sources": {"app": {"type": "file", "include": [tmp.join("logs", "*.log")]}},
         "sinks": {"bh": {"type": "blackhole", "inputs": ["app"], "print_interval": "0"}},
     }
     cfg.update(top)
@@ -113,7 +113,8 @@ class Cli(unittest.TestCase):
     def test_sigterm_drains_and_exits_0_and_admin_serves_health(self):
         """Verifies /health, /ready and /metrics, then SIGTERM exits 0 with checkpoints written."""
         port = free_port()
-        with open(self.tmp.join("a.log"), "w") as f:
+        os.makedirs(self.tmp.join("logs"))
+        with open(self.tmp.join("logs", "a.log"), "w") as f:
             f.write("hello\nworld\n")
         path = write_config(self.tmp.join("a.yaml"), minimal(self.tmp, admin={"address": f"127.0.0.1:{port}"}))
         p = Logship(path).start()

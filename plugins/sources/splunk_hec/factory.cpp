@@ -1,5 +1,15 @@
-// Placeholder until the plugin lands (owned by a helper; will be replaced).
+// Registers the `splunk_hec` source (an HEC receiver).
+#include "agent/config/config.h"
 #include "agent/pipeline/registry.h"
+#include "plugins/sources/splunk_hec/config.h"
+#include "plugins/sources/splunk_hec/source.h"
+
 namespace logship {
-void register_sources_splunk_hec(Registry&) {}
+
+void register_sources_splunk_hec(Registry& r) {
+  r.add_source("splunk_hec", [](ConfigNode& cfg, const ComponentContext& ctx) {
+    return hec_receiver::make_hec_source(hec_receiver::parse_hec_source_config(cfg), ctx);
+  });
+}
+
 }  // namespace logship

@@ -1,0 +1,255 @@
+#include "plugins/sinks/splunk_hec/encoder.h"
+
+#include <array>
+#include <cstring>
+
+#include <simdjson.h>
+
+namespace logship {
+namespace {
+
+// 0: copy as is (printable ASCII except `"` and `\`); 1: needs an escape; 2: non-ASCII.
+constexpr std::array<uint8_t, 256> make_class() {
+  std::array<uint8_t, 256> t{};
+  for (int c = 0; c < 256; ++c) t[c] = c < 0x20 ? 1 : (c >= 0x80 ? 2 : 0);
+  t['"'] = 1;
+  t['\\'] = 1;
+  return t;
+}
+constexpr std::array<uint8_t, 256> kClass = make_class();
+
+constexpr char kHex[] = "0123456789abcdef";
+constexpr char kReplacement[] = "\xEF\xBF\xBD";
+
+inline void append_escape(std::string& out, unsigned char c) {
+  switch (c) {
+    case '"':
+      out.append("\\\"", 2);
+      return;
+    case '\\':
+      out.append("\\\\", 2);
+      return;
+    case '\n':
+      out.append("\\n", 2);
+      return;
+    case '\r':
+      out.append("\\r", 2);
+      return;
+    case '\t':
+      out.append("\\t", 2);
+      return;
+    case '\b':
+      out.append("\\b", 2);
+      return;
+    case '\f':
+      out.append("\\f", 2);
+      return;
+    default: {
+      char u[6] = {'\\', 'u', '0', '0', kHex[c >> 4], kHex[c & 15]};
+      out.append(u, 6);
+    }
+  }
+}
+
+/// Length of the valid UTF-8 sequence at p (2–4), or 0; then `bad` is the length of the maximal
+/// invalid subpart to replace (>= 1). Ranges from Unicode Table 3-7.
+inline size_t utf8_sequence(const unsigned char* p, const unsigned char* end, size_t& bad) {
+  unsigned char c = p[0];
+  size_t need;
+  unsigned char lo = 0x80, hi = 0xBF;
+  if (c >= 0xC2 && c <= 0xDF) {
+    need = 1;
+  } else if (c >= 0xE0 && c <= 0xEF) {
+    need = 2;
+    if (c == 0xE0)
+      lo = 0xA0;  // overlong
+    else if (c == 0xED)
+      hi = 0x9F;  // surrogates
+  } else if (c >= 0xF0 && c <= 0xF4) {
+    need = 3;
+    if (c == 0xF0)
+      lo = 0x90;  // overlong
+    else if (c == 0xF4)
+      hi = 0x8F;  // > U+10FFFF
+  } else {
+    bad = 1;  // continuation byte, C0/C1 overlong leads, F5..FF
+    return 0;
+  }
+  for (size_t i = 1; i <= need; ++i) {
+    if (p + i >= end) {
+      bad = i;
+      return 0;
+    }
+    unsigned char b = p[i];
+    unsigned char l = i == 1 ? lo : 0x80, h = i == 1 ? hi : 0xBF;
+    if (b < l || b > h) {
+      bad = i;
+      return 0;
+    }
+  }
+  return need + 1;
+}
+
+}  // namespace
+
+size_t json_escape_append(std::string& out, std::string_view in) {
+  size_t replaced = 0;
+  auto* p = reinterpret_cast<const unsigned char*>(in.data());
+  auto* end = p + in.size();
+  while (p < end) {
+    auto* run = p;
+    while (p < end && kClass[*p] == 0) ++p;
+    if (p != run) out.append(reinterpret_cast<const char*>(run), static_cast<size_t>(p - run));
+    if (p == end) break;
+    if (kClass[*p] == 1) {
+      append_escape(out, *p);
+      ++p;
+      continue;
+    }
+    size_t bad = 0;
+    size_t n = utf8_sequence(p, end, bad);
+    if (n) {
+      out.append(reinterpret_cast<const char*>(p), n);
+      p += n;
+    } else {
+      out.append(kReplacement, 3);
+      ++replaced;
+      p += bad;
+    }
+  }
+  return replaced;
+}
+
+void append_hec_time(std::string& out, int64_t time_ns) {
+  int64_t ms = time_ns / 1000000;  // toward zero
+  bool neg = ms < 0;
+  uint64_t a = neg ? static_cast<uint64_t>(-(ms + 1)) + 1 : static_cast<uint64_t>(ms);
+  char buf[32];
+  char* e = buf + sizeof buf;
+  char* q = e;
+  uint64_t frac = a % 1000, sec = a / 1000;
+  *--q = static_cast<char>('0' + frac % 10);
+  *--q = static_cast<char>('0' + frac / 10 % 10);
+  *--q = static_cast<char>('0' + frac / 100);
+  *--q = '.';
+  do {
+    *--q = static_cast<char>('0' + sec % 10);
+    sec /= 10;
+  } while (sec);
+  if (neg) *--q = '-';
+  out.append(q, static_cast<size_t>(e - q));
+}
+
+HecEncoder::HecEncoder(const HecSinkConfig& cfg)
+    : host_(cfg.host),
+      source_(cfg.source),
+      sourcetype_(cfg.sourcetype),
+      index_(cfg.index),
+      raw_(cfg.target == HecSinkConfig::Target::kRaw) {}
+
+std::string_view HecEncoder::resolve(const HecTemplate& t, const EventBatch& b, const Event& e,
+                                     std::string& scratch) {
+  switch (t.kind) {
+    case HecTemplate::Kind::kLiteral:
+      return t.value;
+    case HecTemplate::Kind::kFromEvent:
+    case HecTemplate::Kind::kMeta:
+      switch (t.meta) {
+        case HecTemplate::Meta::kHost:
+          return b.meta(e.host);
+        case HecTemplate::Meta::kSource:
+          return b.meta(e.source);
+        case HecTemplate::Meta::kSourcetype:
+          return b.meta(e.sourcetype);
+        case HecTemplate::Meta::kIndex:
+          return b.meta(e.index);
+      }
+      return {};
+    case HecTemplate::Kind::kField: {
+      // Only configured templates take this path; the fields object is small.
+      if (e.fields_length == 0) return {};
+      std::string_view f = b.fields(e);
+      padded_.assign(f);
+      padded_.append(simdjson::SIMDJSON_PADDING, '\0');
+      thread_local simdjson::ondemand::parser parser;
+      auto doc = parser.iterate(padded_.data(), f.size(), padded_.size());
+      if (doc.error()) return {};
+      simdjson::ondemand::object obj;
+      if (doc.get_object().get(obj)) return {};
+      for (auto field : obj) {
+        std::string_view key;
+        if (field.unescaped_key().get(key)) return {};
+        if (key != t.value) continue;
+        std::string_view v;
+        if (field.value().get_string().get(v)) return {};
+        scratch.assign(v);
+        return scratch;
+      }
+      return {};
+    }
+  }
+  return {};
+}
+
+HecMetadata HecEncoder::metadata(const EventBatch& b, const Event& e) {
+  return {resolve(host_, b, e, scratch_[0]), resolve(source_, b, e, scratch_[1]),
+          resolve(sourcetype_, b, e, scratch_[2]), resolve(index_, b, e, scratch_[3])};
+}
+
+size_t HecEncoder::append_event_value(std::string& out, const EventBatch& b, const Event& e) {
+  std::string_view text = b.text(e);
+  if ((e.flags & Event::kJsonValue) && !text.empty()) {
+    out.append(text);
+    return 0;
+  }
+  out.push_back('"');
+  size_t r = json_escape_append(out, text);
+  out.push_back('"');
+  return r;
+}
+
+size_t HecEncoder::encode_envelope(std::string& out, const EventBatch& b, const Event& e,
+                                   const HecMetadata& md) {
+  size_t r = 0;
+  out.push_back('{');
+  bool first = true;
+  if (e.time_ns > 0) {  // 0 = unknown: Splunk then uses the receive time
+    out.append("\"time\":", 7);
+    append_hec_time(out, e.time_ns);
+    first = false;
+  }
+  auto meta = [&](std::string_view key, std::string_view v) {
+    if (v.empty()) return;
+    if (!first) out.push_back(',');
+    first = false;
+    out.push_back('"');
+    out.append(key);
+    out.append("\":\"", 3);
+    r += json_escape_append(out, v);
+    out.push_back('"');
+  };
+  meta("host", md.host);
+  meta("source", md.source);
+  meta("sourcetype", md.sourcetype);
+  meta("index", md.index);
+  if (!first) out.push_back(',');
+  out.append("\"event\":", 8);
+  r += append_event_value(out, b, e);
+  if (e.fields_length > 0) {
+    out.append(",\"fields\":", 10);
+    out.append(b.fields(e));
+  }
+  out.push_back('}');
+  return r;
+}
+
+size_t HecEncoder::encode(std::string& out, const EventBatch& b, const Event& e) {
+  if (raw_) {
+    out.append(b.text(e));
+    out.push_back('\n');
+    return 0;
+  }
+  return encode_envelope(out, b, e, metadata(b, e));
+}
+
+}  // namespace logship

@@ -1,0 +1,172 @@
+#include "plugins/sinks/splunk_hec/service.h"
+
+#include <random>
+
+#include <fmt/format.h>
+#include <simdjson.h>
+
+namespace logship {
+namespace {
+
+void append_query_param(std::string& url, bool& first, std::string_view key,
+                        std::string_view value) {
+  if (value.empty()) return;
+  url.push_back(first ? '?' : '&');
+  first = false;
+  url.append(key);
+  url.push_back('=');
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  for (unsigned char c : value) {
+    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
+      url.push_back(static_cast<char>(c));
+    } else {
+      url.push_back('%');
+      url.push_back(kHex[c >> 4]);
+      url.push_back(kHex[c & 15]);
+    }
+  }
+}
+
+std::string transport_label(int curl_code) {
+  switch (curl_code) {
+    case 28:
+      return "timeout";  // CURLE_OPERATION_TIMEDOUT
+    case 6:
+    case 5:
+      return "dns";  // COULDNT_RESOLVE_HOST / PROXY
+    case 35:
+    case 53:
+    case 54:
+    case 58:
+    case 59:  // SSL_CONNECT_ERROR, engine, cert, cipher
+    case 60:
+    case 64:
+    case 66:
+    case 77:
+    case 80:  // PEER_FAILED_VERIFICATION, CACERT_BADFILE...
+    case 82:
+    case 83:
+    case 90:
+    case 91:
+      return "tls";
+    default:
+      return "connection";
+  }
+}
+
+void parse_hec_body(const std::string& body, HecResult& r) {
+  if (body.empty() || body.size() > 64 * 1024) return;
+  simdjson::padded_string p(body);
+  simdjson::ondemand::parser parser;
+  simdjson::ondemand::document doc;
+  if (parser.iterate(p).get(doc)) return;
+  simdjson::ondemand::object obj;
+  if (doc.get_object().get(obj)) return;
+  for (auto field : obj) {
+    std::string_view key;
+    if (field.unescaped_key().get(key)) return;
+    auto v = field.value();
+    if (key == "text") {
+      std::string_view t;
+      if (!v.get_string().get(t)) r.text = std::string(t.substr(0, 512));
+    } else if (key == "code") {
+      int64_t c;
+      if (!v.get_int64().get(c)) r.code = static_cast<int>(c);
+    } else if (key == "ackId") {
+      uint64_t a;
+      if (!v.get_uint64().get(a)) r.ack_id = a;
+    } else if (key == "invalid-event-number") {
+      int64_t i;
+      if (!v.get_int64().get(i)) r.invalid_event_number = i;
+    }
+  }
+}
+
+}  // namespace
+
+std::string HecResult::describe() const {
+  if (status == 0) return fmt::format("{}: {}", error, text);
+  if (code >= 0) return fmt::format("HTTP {}, code {}: {}", status, code, text);
+  if (!text.empty()) return fmt::format("HTTP {}: {}", status, text);
+  return fmt::format("HTTP {}", status);
+}
+
+HecResult classify_hec_response(const HttpResponse& resp) {
+  HecResult r;
+  r.status = resp.status;
+  r.seconds = resp.total_seconds;
+  if (resp.transport_error()) {
+    r.outcome = HecOutcome::kRetry;
+    r.error = transport_label(resp.curl_code);
+    r.text = resp.error;
+    return r;
+  }
+  parse_hec_body(resp.body, r);
+  r.error = fmt::format("http_{}", resp.status);
+  long s = resp.status;
+  if (s >= 200 && s < 300) {
+    r.outcome = HecOutcome::kDelivered;
+  } else if (s == 401 || s == 403 || s == 404) {
+    r.outcome = HecOutcome::kAuth;
+  } else if (s == 408 || s == 429 || s >= 500 || s < 200) {
+    r.outcome = HecOutcome::kRetry;
+  } else {
+    r.outcome = HecOutcome::kReject;
+  }
+  if (auto ra = resp.header("retry-after")) {
+    char* end = nullptr;
+    long v = std::strtol(ra->c_str(), &end, 10);
+    if (end != ra->c_str() && v >= 0) r.retry_after = std::chrono::seconds(std::min(v, 3600L));
+  }
+  return r;
+}
+
+std::string make_hec_channel() {
+  std::random_device rd;
+  std::mt19937_64 g((static_cast<uint64_t>(rd()) << 32) ^ rd());
+  uint64_t a = g(), b = g();
+  a = (a & 0xFFFFFFFFFFFF0FFFull) | 0x0000000000004000ull;  // version 4
+  b = (b & 0x3FFFFFFFFFFFFFFFull) | 0x8000000000000000ull;  // variant 10
+  return fmt::format("{:08X}-{:04X}-{:04X}-{:04X}-{:012X}", a >> 32, (a >> 16) & 0xFFFF, a & 0xFFFF,
+                     b >> 48, b & 0xFFFFFFFFFFFFull);
+}
+
+HecService::HecService(Executor ex, const HecSinkConfig& cfg, std::string endpoint,
+                       std::string channel)
+    : client_(std::move(ex), cfg.tls, cfg.request_concurrency + 1),
+      endpoint_(std::move(endpoint)),
+      channel_(std::move(channel)),
+      token_(cfg.token),
+      raw_(cfg.target == HecSinkConfig::Target::kRaw),
+      timeout_(std::chrono::duration_cast<std::chrono::milliseconds>(cfg.request_timeout)) {}
+
+std::string HecService::url_for(const HecRequest& req) const {
+  if (!raw_) return endpoint_ + "/services/collector/event";
+  std::string url = endpoint_ + "/services/collector/raw";
+  bool first = true;
+  append_query_param(url, first, "channel", channel_);
+  append_query_param(url, first, "host", req.host);
+  append_query_param(url, first, "source", req.source);
+  append_query_param(url, first, "sourcetype", req.sourcetype);
+  append_query_param(url, first, "index", req.index);
+  return url;
+}
+
+awaitable<HecResult> HecService::send(const HecRequest& req) {
+  HttpRequest http;
+  http.method = "POST";
+  http.url = url_for(req);
+  http.timeout = timeout_;
+  http.body = req.body;  // kept in `req` for retries
+  http.headers.reserve(6);
+  http.headers.emplace_back("Authorization", "Splunk " + (token_ ? token_->value() : ""));
+  http.headers.emplace_back("Content-Type",
+                            raw_ ? "text/plain; charset=utf-8" : "application/json");
+  http.headers.emplace_back("X-Splunk-Request-Channel", channel_);
+  http.headers.emplace_back("User-Agent", "logship/" LOGSHIP_VERSION);
+  if (req.gzip) http.headers.emplace_back("Content-Encoding", "gzip");
+  HttpResponse resp = co_await client_.send(std::move(http));
+  co_return classify_hec_response(resp);
+}
+
+}  // namespace logship
