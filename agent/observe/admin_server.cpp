@@ -12,6 +12,7 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 
+#include "agent/net/listen_address.h"
 #include "agent/observe/metrics.h"
 
 namespace logship {
@@ -27,38 +28,6 @@ using asio::use_awaitable;
 constexpr auto kIdleTimeout = std::chrono::seconds(30);
 constexpr uint32_t kMaxHeaderBytes = 16 * 1024;
 constexpr uint64_t kMaxBodyBytes = 64 * 1024;
-
-tcp::endpoint parse_admin_endpoint(const std::string& address, const Executor& ex) {
-  std::string host, port;
-  if (!address.empty() && address.front() == '[') {
-    size_t rb = address.find(']');
-    if (rb == std::string::npos || rb + 1 >= address.size() || address[rb + 1] != ':')
-      throw std::runtime_error("admin: invalid address " + address);
-    host = address.substr(1, rb - 1);
-    port = address.substr(rb + 2);
-  } else {
-    size_t c = address.rfind(':');
-    if (c == std::string::npos) throw std::runtime_error("admin: invalid address " + address);
-    host = address.substr(0, c);
-    port = address.substr(c + 1);
-  }
-  unsigned long p = 0;
-  try {
-    p = std::stoul(port);
-  } catch (const std::exception&) {
-    throw std::runtime_error("admin: invalid port in address " + address);
-  }
-  if (p > 65535) throw std::runtime_error("admin: invalid port in address " + address);
-  if (host.empty()) host = "0.0.0.0";
-  boost::system::error_code ec;
-  auto addr = asio::ip::make_address(host, ec);
-  if (!ec) return {addr, static_cast<unsigned short>(p)};
-  tcp::resolver resolver(ex);
-  auto results = resolver.resolve(host, port, ec);
-  if (ec || results.empty())
-    throw std::runtime_error("admin: cannot resolve " + host + ": " + ec.message());
-  return results.begin()->endpoint();
-}
 
 struct AdminConn {
   explicit AdminConn(tcp::socket s) : ex(s.get_executor()), stream(std::move(s)) {}
@@ -183,7 +152,7 @@ AdminServer::~AdminServer() {
 }
 
 void AdminServer::start() {
-  auto ep = parse_admin_endpoint(impl_->address, impl_->ex);
+  auto ep = parse_listen_address(impl_->address, impl_->ex);
   auto& acc = impl_->acceptor;
   boost::system::error_code ec;
   acc.open(ep.protocol(), ec);

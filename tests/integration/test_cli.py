@@ -131,6 +131,21 @@ class Cli(unittest.TestCase):
         with open(self.tmp.join("data", "checkpoints", "app.json")) as f:
             self.assertIn('"offset":12', f.read())
 
+    def test_json_log_format_writes_one_json_object_per_line(self):
+        """Verifies log.format json makes every log line a JSON object with level and message."""
+        import json
+        path = write_config(self.tmp.join("j.yaml"), minimal(self.tmp, log={"level": "info", "format": "json"}))
+        p = Logship(path, "json").start()
+        self.addCleanup(lambda: p.alive() and p.stop())
+        wait_for(lambda: "running" in p.log(), 10, "startup line")
+        self.assertEqual(p.stop(), 0)
+        lines = [l for l in p.log().splitlines() if l.strip()]
+        self.assertGreater(len(lines), 1)
+        for l in lines:
+            obj = json.loads(l)
+            self.assertIn(obj["level"], ("info", "warning", "error", "debug"))
+            self.assertIn("message", obj)
+
 
 if __name__ == "__main__":
     unittest.main()

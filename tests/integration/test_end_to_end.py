@@ -3,7 +3,7 @@ writer -> log file -> forwarder (file source -> splunk_hec sink, HTTPS, gzip)
        -> receiver (splunk_hec source -> file sink) -> out.jsonl.
 """
 import os
-import socket
+import signal
 import sys
 import threading
 import time
@@ -167,6 +167,30 @@ class EndToEnd(unittest.TestCase):
         except AssertionError:
             self.fail(f"missing lines: {50_000 - len(set(seqs(read_jsonl(p.out))))}" + p.diagnostics())
         self.assertEqual(sorted(set(seqs(read_jsonl(p.out)))), list(range(50_000)))
+
+    def test_wrong_token_keeps_data_until_token_file_fixed_and_sighup(self):
+        """Verifies a 403 keeps the data, and SIGHUP re-reads token_file so delivery resumes with no loss."""
+        p = Pipeline(self, tls=False)
+        token_file = p.tmp.join("hec.token")
+        with open(token_file, "w") as f:
+            f.write("wrong-token-0000\n")
+        p.start_receiver()
+        p.start_forwarder()
+        write_lines(p.logfile, 0, 5_000)
+        wait_for(lambda: (metric(p.admin_port, "logship_component_errors_total", component_id="splunk") or 0) > 0,
+                 30, "auth errors counted")
+        self.assertEqual(count_lines(p.out), 0)
+        with open(token_file, "w") as f:
+            f.write(TOKEN + "\n")
+        p.forwarder.proc.send_signal(signal.SIGHUP)
+        try:
+            wait_for(lambda: len(set(seqs(read_jsonl(p.out)))) >= 5_000, 60, "all lines after SIGHUP", interval=0.2)
+        except AssertionError:
+            self.fail("not delivered after SIGHUP" + p.diagnostics())
+        self.assertEqual(sorted(set(seqs(read_jsonl(p.out)))), list(range(5_000)))
+        self.assertNotIn("wrong-token-0000", p.forwarder.log())
+        self.assertNotIn(TOKEN, p.forwarder.log())
+        self.assertIn("SIGHUP", p.forwarder.log())
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 // own strand. The only translation unit of the plugin that includes Beast; parsing is in
 // parser.cpp, ackId state in acks.cpp.
 #include "agent/core/asio.h"
+#include "agent/net/listen_address.h"
 
 #include <openssl/crypto.h>
 #include <openssl/ssl.h>
@@ -98,38 +99,6 @@ std::string client_ip(const tcp::endpoint& ep) {
   if (a.is_v6() && a.to_v6().is_v4_mapped())
     return asio::ip::make_address_v4(asio::ip::v4_mapped, a.to_v6()).to_string();
   return a.to_string();
-}
-
-tcp::endpoint parse_endpoint(const std::string& address, const Executor& ex) {
-  std::string host, port;
-  if (!address.empty() && address.front() == '[') {
-    size_t rb = address.find(']');
-    if (rb == std::string::npos || rb + 1 >= address.size() || address[rb + 1] != ':')
-      throw std::runtime_error("invalid address " + address);
-    host = address.substr(1, rb - 1);
-    port = address.substr(rb + 2);
-  } else {
-    size_t c = address.rfind(':');
-    if (c == std::string::npos) throw std::runtime_error("invalid address " + address);
-    host = address.substr(0, c);
-    port = address.substr(c + 1);
-  }
-  unsigned long p = 0;
-  try {
-    p = std::stoul(port);
-  } catch (const std::exception&) {
-    throw std::runtime_error("invalid port in address " + address);
-  }
-  if (p > 65535) throw std::runtime_error("invalid port in address " + address);
-  if (host.empty()) host = "0.0.0.0";
-  boost::system::error_code ec;
-  auto addr = asio::ip::make_address(host, ec);
-  if (!ec) return {addr, static_cast<unsigned short>(p)};
-  tcp::resolver resolver(ex);
-  auto results = resolver.resolve(host, port, ec);
-  if (ec || results.empty())
-    throw std::runtime_error("cannot resolve " + host + ": " + ec.message());
-  return results.begin()->endpoint();
 }
 
 ssl::context make_ssl_context(const HecSourceConfig& c) {
@@ -229,7 +198,7 @@ awaitable<void> HecSource::run(Fanout& out) {
   if (!ctx_.lifecycle) throw std::runtime_error("splunk_hec source needs a lifecycle");
   tcp::endpoint ep;
   try {
-    ep = parse_endpoint(cfg_.address, ctx_.executor);
+    ep = parse_listen_address(cfg_.address, ctx_.executor);
   } catch (const std::exception& e) {
     throw std::runtime_error(fmt::format("source {}: {}", ctx_.id, e.what()));
   }
