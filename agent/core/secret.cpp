@@ -88,6 +88,7 @@ int SecretStore::reload_all() {
       spdlog::info("SIGHUP: re-read secret file {}", s->file());
     }
   }
+  generation_.fetch_add(1, std::memory_order_acq_rel);
   return failures;
 }
 

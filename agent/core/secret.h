@@ -1,4 +1,6 @@
 #pragma once
+#include <atomic>
+#include <cstdint>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -36,8 +38,12 @@ class SecretStore {
   std::shared_ptr<Secret> add(std::string value, std::string file);
   /// Reloads every file-backed secret; logs (without values) and returns the number of failures.
   int reload_all();
+  /// Incremented by every reload_all(): components waiting on a credential (an HEC endpoint that
+  /// answered 401) watch it to retry at once after SIGHUP.
+  uint64_t generation() const { return generation_.load(std::memory_order_acquire); }
 
  private:
+  std::atomic<uint64_t> generation_{0};
   std::mutex mu_;
   std::vector<std::weak_ptr<Secret>> secrets_;
 };

@@ -98,8 +98,8 @@ class Pipeline:
         wait_hec_up(self.hec_port, tls_ca=self.ca)
         return self.receiver
 
-    def start_forwarder(self):
-        self.forwarder = Logship(self.fcfg_path, "forwarder").start()
+    def start_forwarder(self, env=None, args=()):
+        self.forwarder = Logship(self.fcfg_path, "forwarder", env=env, args=args).start()
         self.tc.addCleanup(lambda f=self.forwarder: f.alive() and f.stop())
         return self.forwarder
 
@@ -191,6 +191,21 @@ class EndToEnd(unittest.TestCase):
         self.assertNotIn("wrong-token-0000", p.forwarder.log())
         self.assertNotIn(TOKEN, p.forwarder.log())
         self.assertIn("SIGHUP", p.forwarder.log())
+
+    def test_proxy_variables_are_honoured(self):
+        """Verifies http_proxy routes HEC traffic through the proxy and NO_PROXY bypasses it."""
+        dead_proxy = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+        p = Pipeline(self, tls=False)
+        p.start_receiver()
+        p.start_forwarder(env={"http_proxy": dead_proxy, "HTTPS_PROXY": dead_proxy, "NO_PROXY": "", "no_proxy": ""},
+                          args=["--drain-timeout", "1s"])
+        write_lines(p.logfile, 0, 1_000)
+        wait_for(lambda: (metric(p.admin_port, "logship_component_errors_total", component_id="splunk",
+                                 error="connection") or 0) > 0, 30, "connection errors through the dead proxy")
+        self.assertEqual(count_lines(p.out), 0)
+        self.assertEqual(p.forwarder.stop(), 0)
+        p.start_forwarder(env={"http_proxy": dead_proxy, "HTTPS_PROXY": dead_proxy, "NO_PROXY": "127.0.0.1"})
+        wait_for(lambda: len(set(seqs(read_jsonl(p.out)))) >= 1_000, 60, "delivery with NO_PROXY", interval=0.2)
 
 
 if __name__ == "__main__":

@@ -33,11 +33,20 @@ size_t HecRequestBuilder::add(BatchRef ref, std::vector<HecRequest>& ready) {
     ref.ack.finish(DeliveryStatus::kDelivered);  // nothing to deliver
     return 0;
   }
+  uint32_t n = static_cast<uint32_t>(ref.batch->size());
+  return add_range(ref.batch, 0, n, std::move(ref.ack), ready);
+}
+
+size_t HecRequestBuilder::add_range(const BatchPtr& batch, uint32_t first, uint32_t n,
+                                    AckHandle ack, std::vector<HecRequest>& ready) {
+  struct {
+    const BatchPtr& batch;
+    AckHandle ack;
+  } ref{batch, std::move(ack)};
   const EventBatch& b = *ref.batch;
   const auto& events = b.events();
-  const uint32_t n = static_cast<uint32_t>(events.size());
   size_t replaced = 0;
-  uint32_t part_begin = 0;
+  uint32_t part_begin = first;
   // The part [part_begin, end) goes into the current request; the last part of the batch takes
   // the batch's own obligation, earlier ones a share of it.
   auto cut = [&](uint32_t end) {
@@ -46,7 +55,7 @@ size_t HecRequestBuilder::add(BatchRef ref, std::vector<HecRequest>& ready) {
     part_begin = end;
     finish_current(ready);
   };
-  for (uint32_t i = 0; i < n; ++i) {
+  for (uint32_t i = first; i < n; ++i) {
     const Event& e = events[i];
     if (encoder_.raw()) {
       HecMetadata md = encoder_.metadata(b, e);
@@ -84,6 +93,53 @@ size_t HecRequestBuilder::add(BatchRef ref, std::vector<HecRequest>& ready) {
   if (part_begin < n) close_part(ref.batch, part_begin, n, std::move(ref.ack));
   if (ref.ack) ref.ack.finish(DeliveryStatus::kDelivered);  // neutral: every part has a share
   return replaced;
+}
+
+void HecRequestBuilder::rebuild(std::vector<HecRequestPart>&& parts,
+                                std::vector<HecRequest>& ready) {
+  for (auto& p : parts) add_range(p.batch, p.begin, p.end, std::move(p.ack), ready);
+  parts.clear();
+  flush(ready);
+}
+
+size_t count_events(const std::vector<HecRequestPart>& parts) {
+  size_t n = 0;
+  for (auto& p : parts) n += p.end - p.begin;
+  return n;
+}
+
+size_t count_event_bytes(const std::vector<HecRequestPart>& parts) {
+  size_t n = 0;
+  for (auto& p : parts)
+    for (uint32_t i = p.begin; i < p.end; ++i) n += p.batch->events()[i].length;
+  return n;
+}
+
+void finish_parts(std::vector<HecRequestPart>& parts, DeliveryStatus s) {
+  for (auto& p : parts) p.ack.finish(s);
+}
+
+HecRequestSplit split_request(HecRequest&& req, size_t i, size_t j) {
+  HecRequestSplit out;
+  size_t pos = 0;  // request-wide index of the part's first event
+  for (auto& p : req.parts) {
+    size_t count = p.end - p.begin;
+    // Cut this part's [begin, end) at the request-wide marks i and j.
+    auto local = [&](size_t mark) {
+      return static_cast<uint32_t>(p.begin + std::min(count, mark > pos ? mark - pos : 0));
+    };
+    uint32_t a = local(i), b = local(j);
+    auto take = [&](std::vector<HecRequestPart>& into, uint32_t from, uint32_t to) {
+      if (to > from) into.push_back(HecRequestPart{p.batch, from, to, p.ack.share()});
+    };
+    take(out.head, p.begin, a);
+    take(out.mid, a, b);
+    take(out.tail, b, p.end);
+    p.ack.finish(DeliveryStatus::kDelivered);  // neutral: every range holds a share
+    pos += count;
+  }
+  req.parts.clear();
+  return out;
 }
 
 void HecRequestBuilder::flush(std::vector<HecRequest>& ready) {

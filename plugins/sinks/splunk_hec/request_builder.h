@@ -40,6 +40,19 @@ struct HecRequest {
   }
 };
 
+/// The parts of a request cut at event positions i <= j (0-based over the request's events):
+/// `head` = [0, i), `mid` = [i, j), `tail` = [j, events). Each non-empty range gets its own share
+/// of the parts' acknowledgements, so each can report its own status.
+struct HecRequestSplit {
+  std::vector<HecRequestPart> head, mid, tail;
+};
+HecRequestSplit split_request(HecRequest&& req, size_t i, size_t j);
+/// Events and event-text bytes in `parts`.
+size_t count_events(const std::vector<HecRequestPart>& parts);
+size_t count_event_bytes(const std::vector<HecRequestPart>& parts);
+/// Reports `s` for every part.
+void finish_parts(std::vector<HecRequestPart>& parts, DeliveryStatus s);
+
 class HecRequestBuilder {
  public:
   explicit HecRequestBuilder(const HecSinkConfig& cfg);
@@ -51,8 +64,13 @@ class HecRequestBuilder {
   /// over several requests gives each part its own share of the acknowledgement. Returns the
   /// number of invalid UTF-8 sequences replaced.
   size_t add(BatchRef ref, std::vector<HecRequest>& ready);
+  /// Adds events [begin, end) of `batch` with the obligation `ack` (same cutting as add()).
+  size_t add_range(const BatchPtr& batch, uint32_t begin, uint32_t end, AckHandle ack,
+                   std::vector<HecRequest>& ready);
   /// Closes the request being built (if any) into `ready`.
   void flush(std::vector<HecRequest>& ready);
+  /// Re-encodes `parts` into new requests appended to `ready` (the builder must be empty).
+  void rebuild(std::vector<HecRequestPart>&& parts, std::vector<HecRequest>& ready);
   bool empty() const { return cur_.events == 0; }
 
  private:

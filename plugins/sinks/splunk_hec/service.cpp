@@ -1,5 +1,6 @@
 #include "plugins/sinks/splunk_hec/service.h"
 
+#include <charconv>
 #include <random>
 
 #include <fmt/format.h>
@@ -152,21 +153,118 @@ std::string HecService::url_for(const HecRequest& req) const {
   return url;
 }
 
+void HecService::remember_cookies(const HttpResponse& resp) {
+  std::lock_guard lk(cookie_mu_);
+  for (auto& [k, v] : resp.headers) {
+    if (k != "set-cookie") continue;
+    std::string_view c(v);
+    c = c.substr(0, c.find(';'));
+    size_t eq = c.find('=');
+    if (eq == std::string_view::npos || eq == 0) continue;
+    std::string name(c.substr(0, eq));
+    while (!name.empty() && name.back() == ' ') name.pop_back();
+    if (cookies_.size() < 32 || cookies_.count(name)) cookies_[name] = std::string(c.substr(eq + 1));
+  }
+}
+
+void HecService::add_common_headers(HttpRequest& r) {
+  r.headers.emplace_back("Authorization", "Splunk " + (token_ ? token_->value() : ""));
+  r.headers.emplace_back("X-Splunk-Request-Channel", channel_);
+  r.headers.emplace_back("User-Agent", "logship/" LOGSHIP_VERSION);
+  std::lock_guard lk(cookie_mu_);
+  if (!cookies_.empty()) {
+    std::string c;
+    for (auto& [k, v] : cookies_) {
+      if (!c.empty()) c += "; ";
+      c += k;
+      c += '=';
+      c += v;
+    }
+    r.headers.emplace_back("Cookie", std::move(c));
+  }
+}
+
 awaitable<HecResult> HecService::send(const HecRequest& req) {
   HttpRequest http;
   http.method = "POST";
   http.url = url_for(req);
   http.timeout = timeout_;
   http.body = req.body;  // kept in `req` for retries
-  http.headers.reserve(6);
-  http.headers.emplace_back("Authorization", "Splunk " + (token_ ? token_->value() : ""));
+  http.headers.reserve(7);
+  add_common_headers(http);
   http.headers.emplace_back("Content-Type",
                             raw_ ? "text/plain; charset=utf-8" : "application/json");
-  http.headers.emplace_back("X-Splunk-Request-Channel", channel_);
-  http.headers.emplace_back("User-Agent", "logship/" LOGSHIP_VERSION);
   if (req.gzip) http.headers.emplace_back("Content-Encoding", "gzip");
   HttpResponse resp = co_await client_.send(std::move(http));
+  remember_cookies(resp);
   co_return classify_hec_response(resp);
+}
+
+awaitable<HecAckPoll> HecService::poll_acks(const std::vector<uint64_t>& ids) {
+  HttpRequest http;
+  http.method = "POST";
+  http.url = endpoint_ + "/services/collector/ack?channel=" + channel_;
+  http.timeout = timeout_;
+  http.body = "{\"acks\":[";
+  for (size_t i = 0; i < ids.size(); ++i) {
+    if (i) http.body += ',';
+    http.body += std::to_string(ids[i]);
+  }
+  http.body += "]}";
+  add_common_headers(http);
+  http.headers.emplace_back("Content-Type", "application/json");
+  HttpResponse resp = co_await client_.send(std::move(http));
+  remember_cookies(resp);
+  HecAckPoll out;
+  out.status = resp.status;
+  if (resp.transport_error()) {
+    out.error = resp.error;
+    co_return out;
+  }
+  if (resp.status != 200) {
+    HecResult r = classify_hec_response(resp);
+    out.code = r.code;
+    out.error = r.describe();
+    co_return out;
+  }
+  // {"acks":{"0":true,"1":false}}
+  simdjson::padded_string p(resp.body);
+  simdjson::ondemand::parser parser;
+  simdjson::ondemand::document doc;
+  simdjson::ondemand::object acks;
+  if (parser.iterate(p).get(doc) || doc["acks"].get_object().get(acks)) {
+    out.status = 0;
+    out.error = "malformed /ack answer";
+    co_return out;
+  }
+  for (auto field : acks) {
+    std::string_view key;
+    bool v = false;
+    if (field.unescaped_key().get(key) || field.value().get_bool().get(v)) continue;
+    if (!v) continue;
+    uint64_t id = 0;
+    auto [ptr, ec] = std::from_chars(key.data(), key.data() + key.size(), id);
+    if (ec == std::errc() && ptr == key.data() + key.size()) out.acked.push_back(id);
+  }
+  co_return out;
+}
+
+awaitable<HecHealth> HecService::health() {
+  HttpRequest http;
+  http.method = "GET";
+  http.url = endpoint_ + "/services/collector/health";
+  http.timeout = std::min<std::chrono::milliseconds>(timeout_, std::chrono::seconds(10));
+  HttpResponse resp = co_await client_.send(std::move(http));
+  HecHealth h;
+  h.status = resp.status;
+  if (resp.transport_error()) {
+    h.text = resp.error;
+    co_return h;
+  }
+  HecResult r = classify_hec_response(resp);
+  h.code = r.code;
+  h.text = r.text;
+  co_return h;
 }
 
 }  // namespace logship

@@ -247,7 +247,12 @@ TEST_CASE("HEC channel is a random version-4 GUID") {
 TEST_CASE("HEC sink retries 503 responses and then delivers every event") {
   // Verifies retries with backoff, the request headers, gzip, and kDelivered acks.
   std::atomic<int> calls{0};
-  TestHttpServer server([&](const TestHttpServer::Request&) {
+  std::atomic<int> health_probes{0};
+  TestHttpServer server([&](const TestHttpServer::Request& req) {
+    if (req.target == "/services/collector/health") {  // probed before the endpoint resumes
+      ++health_probes;
+      return TestHttpServer::response(200, R"({"text":"HEC is healthy","code":17})");
+    }
     if (calls++ < 2) return TestHttpServer::response(503, R"({"text":"Server is busy","code":9})");
     return TestHttpServer::response(200, R"({"text":"Success","code":0})");
   });
@@ -266,13 +271,16 @@ TEST_CASE("HEC sink retries 503 responses and then delivers every event") {
     REQUIRE(done.size() == 2);
     for (auto& [id, s] : done) CHECK(s == DeliveryStatus::kDelivered);
     auto got = server.received();
+    CHECK(health_probes == 2);  // one health probe after each 503
+    std::erase_if(got, [](auto& r) { return r.target == "/services/collector/health"; });
     REQUIRE(got.size() == 3);
     for (auto& r : got) {
       CHECK(r.target == "/services/collector/event");
       CHECK(r.header("authorization") == "Splunk tok-123");
       CHECK(r.header("content-type") == "application/json");
       CHECK(r.header("content-encoding") == "gzip");
-      CHECK(r.header("x-splunk-request-channel") == sink.channel());
+      CHECK(r.header("x-splunk-request-channel") == got[0].header("x-splunk-request-channel"));
+      CHECK(r.header("x-splunk-request-channel").size() == 36);  // one GUID per endpoint
       CHECK(r.body == got[0].body);  // the same body is resent
     }
     CHECK(count_documents(gunzip(got[2].body)) == 12);
@@ -387,11 +395,12 @@ TEST_CASE("HEC sink sends raw requests with metadata as query parameters") {
     REQUIRE(got.size() == 2);
     std::sort(got.begin(), got.end(),
               [](auto& x, auto& y) { return x.body.size() > y.body.size(); });
+    std::string channel = got[0].header("x-splunk-request-channel");
+    CHECK(channel.size() == 36);
     CHECK(got[0].target ==
-          "/services/collector/raw?channel=" + sink.channel() + "&host=h%201&sourcetype=app%3Alog");
+          "/services/collector/raw?channel=" + channel + "&host=h%201&sourcetype=app%3Alog");
     CHECK(got[0].body == "one\ntwo\n");
     CHECK(got[1].body == "three\n");
-    CHECK(got[0].header("x-splunk-request-channel") == sink.channel());
     auto done = log.get();
     REQUIRE(done.size() == 1);
     CHECK(done[0].second == DeliveryStatus::kDelivered);
