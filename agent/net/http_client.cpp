@@ -266,9 +266,10 @@ struct HttpClient::Impl : std::enable_shared_from_this<Impl> {
       set(CURLOPT_NOBODY, 1L);
     } else {
       if (r.method != "POST") set(CURLOPT_CUSTOMREQUEST, r.method.c_str());
-      if (r.method == "POST" || !r.body.empty()) {
-        set(CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(r.body.size()));
-        set(CURLOPT_POSTFIELDS, r.body.data());
+      const std::string& body = r.body_ref ? *r.body_ref : r.body;
+      if (r.method == "POST" || !body.empty()) {
+        set(CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(body.size()));
+        set(CURLOPT_POSTFIELDS, body.data());
       }
     }
 

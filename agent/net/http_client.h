@@ -29,6 +29,9 @@ struct HttpRequest {
   std::string url;
   std::vector<std::pair<std::string, std::string>> headers;
   std::string body;  ///< sent as is (already compressed when Content-Encoding is set)
+  /// When set, sent instead of `body` without a copy; it must stay valid until send() completes
+  /// (the HEC sink keeps each request body for retries anyway).
+  const std::string* body_ref = nullptr;
   std::chrono::milliseconds timeout{30000};
 };
 

@@ -45,7 +45,7 @@ struct HecSinkConfig {
   enum class Compression : uint8_t { kNone, kGzip };
 
   /// `endpoints`: base URLs (`https://host:8088`), required; a `/services/collector…` path is
-  /// normalised away. Only the first is used until endpoint rotation lands.
+  /// normalised away. Each endpoint gets `request.concurrency` senders (see sink.h).
   std::vector<std::string> endpoints;
   /// `token` / `token_file`: the HEC token, required. Read per request (SIGHUP reloads it).
   std::shared_ptr<Secret> token;

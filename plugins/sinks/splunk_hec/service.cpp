@@ -99,6 +99,11 @@ HecResult classify_hec_response(const HttpResponse& resp) {
   if (resp.transport_error()) {
     r.outcome = HecOutcome::kRetry;
     r.error = transport_label(resp.curl_code);
+    // With TLS 1.3 a refused client certificate arrives as an alert on the first read
+    // (CURLE_RECV_ERROR / SEND_ERROR): still a TLS problem for the operator.
+    if (r.error == "connection" && (resp.error.find("SSL") != std::string::npos ||
+                                    resp.error.find("alert") != std::string::npos))
+      r.error = "tls";
     r.text = resp.error;
     return r;
   }
@@ -189,7 +194,7 @@ awaitable<HecResult> HecService::send(const HecRequest& req) {
   http.method = "POST";
   http.url = url_for(req);
   http.timeout = timeout_;
-  http.body = req.body;  // kept in `req` for retries
+  http.body_ref = &req.body;  // `req` outlives this call (kept for retries): no copy
   http.headers.reserve(7);
   add_common_headers(http);
   http.headers.emplace_back("Content-Type",

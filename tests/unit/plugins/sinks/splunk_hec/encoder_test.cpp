@@ -3,6 +3,7 @@
 #include <doctest/doctest.h>
 #include <simdjson.h>
 
+#include <random>
 #include <string>
 
 using namespace logship;
@@ -208,4 +209,62 @@ TEST_CASE("HEC raw encoder writes the text and a newline per event") {
   std::string out;
   for (auto& e : b.events()) enc.encode(out, b, e);
   CHECK(out == "line one\nline \"two\"\n");
+}
+
+TEST_CASE("escaping round-trips random valid UTF-8 of every length through a JSON parser") {
+  // Verifies the 16-byte SIMD scan and its scalar tail agree at every alignment and length.
+  std::mt19937 rng(1234);
+  const char32_t pool[] = {U'a', U'Z', U'0', U' ', U'"', U'\\', U'\n', U'\t', U'\x01', U'\x1f',
+                           U'/', U'é', U'日', U'🙂', U'\x7f', U'{', U'}'};
+  simdjson::dom::parser parser;
+  for (int round = 0; round < 3000; ++round) {
+    size_t len = rng() % 80 + (round % 10 == 0 ? 200 : 0);
+    std::string in;
+    for (size_t i = 0; i < len; ++i) {
+      char32_t c = pool[rng() % (sizeof pool / sizeof pool[0])];
+      if (c < 0x80) {
+        in += static_cast<char>(c);
+      } else if (c < 0x800) {
+        in += static_cast<char>(0xC0 | (c >> 6));
+        in += static_cast<char>(0x80 | (c & 0x3F));
+      } else if (c < 0x10000) {
+        in += static_cast<char>(0xE0 | (c >> 12));
+        in += static_cast<char>(0x80 | ((c >> 6) & 0x3F));
+        in += static_cast<char>(0x80 | (c & 0x3F));
+      } else {
+        in += static_cast<char>(0xF0 | (c >> 18));
+        in += static_cast<char>(0x80 | ((c >> 12) & 0x3F));
+        in += static_cast<char>(0x80 | ((c >> 6) & 0x3F));
+        in += static_cast<char>(0x80 | (c & 0x3F));
+      }
+    }
+    std::string out = "\"";
+    CHECK(json_escape_append(out, in) == 0);
+    out += '"';
+    std::string_view back;
+    REQUIRE(parser.parse(out).get_string().get(back) == simdjson::SUCCESS);
+    REQUIRE(back == in);
+  }
+}
+
+TEST_CASE("escaping random bytes always yields valid JSON and counts each replacement") {
+  std::mt19937 rng(99);
+  simdjson::dom::parser parser;
+  for (int round = 0; round < 2000; ++round) {
+    std::string in(rng() % 100, '\0');
+    for (auto& c : in) c = static_cast<char>(rng() % 4 == 0 ? rng() % 256 : 'a' + rng() % 26);
+    std::string out = "\"";
+    size_t replaced = json_escape_append(out, in);
+    out += '"';
+    std::string_view back;
+    REQUIRE(parser.parse(out).get_string().get(back) == simdjson::SUCCESS);
+    size_t fffd_out = 0;
+    for (size_t pos = back.find("\xEF\xBF\xBD"); pos != std::string_view::npos;
+         pos = back.find("\xEF\xBF\xBD", pos + 3))
+      ++fffd_out;
+    size_t fffd_in = 0;
+    for (size_t pos = in.find("\xEF\xBF\xBD"); pos != std::string::npos; pos = in.find("\xEF\xBF\xBD", pos + 3))
+      ++fffd_in;
+    CHECK(fffd_out == fffd_in + replaced);
+  }
 }
