@@ -208,3 +208,12 @@ void report_error(ComponentMetrics& m, std::string_view stage, std::string_view 
 }
 
 }  // namespace logship
+
+namespace logship {
+void report_error_for(ComponentMetrics& m, std::string_view stage, std::string_view error,
+                      std::string_view key, std::chrono::seconds interval, std::string_view message) {
+  m.errors(stage, error).inc();
+  std::string k = fmt::format("{}/{}/{}/{}", m.id(), stage, error, key);
+  if (log_allowed(k, interval, nullptr)) spdlog::warn("[{}] {}", m.id(), message);
+}
+}  // namespace logship

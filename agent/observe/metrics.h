@@ -2,6 +2,7 @@
 // Counters, gauges and histograms, rendered in Prometheus text format. Metrics are registered
 // once (at component construction) and then updated lock-free through stable references.
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <deque>
 #include <map>
@@ -104,5 +105,9 @@ class ComponentMetrics {
 /// first time, then at most once a minute per component/stage/error) `message` at warn level.
 void report_error(ComponentMetrics& m, std::string_view stage, std::string_view error,
                   std::string_view message, uint64_t n = 1);
+/// Like report_error, but rate-limited per `key` (e.g. a file path): once per `interval` per key,
+/// so a problem with one file never hides the same problem with another.
+void report_error_for(ComponentMetrics& m, std::string_view stage, std::string_view error,
+                      std::string_view key, std::chrono::seconds interval, std::string_view message);
 
 }  // namespace logship

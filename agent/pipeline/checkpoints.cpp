@@ -65,6 +65,16 @@ void CheckpointStore::update(const std::string& id, std::string state) {
   dirty_[id] = std::move(state);
 }
 
+void CheckpointStore::set_provider(const std::string& id, std::function<std::string()> provider) {
+  std::lock_guard lk(mu_);
+  providers_[id] = std::move(provider);
+}
+
+void CheckpointStore::mark_dirty(const std::string& id) {
+  std::lock_guard lk(mu_);
+  dirty_providers_.insert(id);
+}
+
 bool CheckpointStore::failing() const {
   std::lock_guard lk(mu_);
   return failing_;
@@ -104,10 +114,20 @@ bool CheckpointStore::write_one(const std::string& id, const std::string& state)
 
 bool CheckpointStore::flush_all() {
   std::map<std::string, std::string> todo;
+  std::vector<std::function<std::string()>> fns;
+  std::vector<std::string> fn_ids;
   {
     std::lock_guard lk(mu_);
     todo.swap(dirty_);
+    for (auto& id : dirty_providers_) {
+      auto it = providers_.find(id);
+      if (it == providers_.end()) continue;
+      fns.push_back(it->second);
+      fn_ids.push_back(id);
+    }
+    dirty_providers_.clear();
   }
+  for (size_t i = 0; i < fns.size(); ++i) todo[fn_ids[i]] = fns[i]();
   bool all_ok = true;
   for (auto& [id, state] : todo) {
     if (!write_one(id, state)) {

@@ -5,7 +5,9 @@
 // A crash therefore re-sends at most what was acknowledged in the last interval plus what was in
 // flight (DESIGN.md, at-least-once).
 #include <chrono>
+#include <functional>
 #include <map>
+#include <set>
 #include <mutex>
 #include <string>
 
@@ -24,6 +26,11 @@ class CheckpointStore {
   std::string load(const std::string& id);
   /// Records the newest state of `id`; persisted by the flusher.
   void update(const std::string& id, std::string state);
+  /// For large states: the flusher calls `provider` (from its own thread; it must lock what it
+  /// reads) when `id` was marked dirty, at most once per interval, instead of the source
+  /// serialising on every change.
+  void set_provider(const std::string& id, std::function<std::string()> provider);
+  void mark_dirty(const std::string& id);
   /// Flusher loop; returns after a final flush once `lc` stops and `drained` is set.
   awaitable<void> run(Lifecycle& lc);
   /// Writes every dirty state now. Returns false if any write failed (logged, counted, retried
@@ -38,6 +45,8 @@ class CheckpointStore {
   std::chrono::milliseconds interval_;
   mutable std::mutex mu_;
   std::map<std::string, std::string> dirty_;
+  std::map<std::string, std::function<std::string()>> providers_;
+  std::set<std::string> dirty_providers_;
   bool failing_ = false;
   Counter& writes_;
   Counter& errors_;

@@ -41,8 +41,7 @@ bool JsonLinesSink::open_output() {
   return true;
 }
 
-bool JsonLinesSink::write_all(const std::string& buf) {
-  size_t off = 0;
+bool JsonLinesSink::write_all(const std::string& buf, size_t& off) {
   while (off < buf.size()) {
     ssize_t n = ::write(fd_, buf.data() + off, buf.size() - off);
     if (n < 0) {
@@ -89,8 +88,10 @@ awaitable<void> JsonLinesSink::run(BatchChannel& in) {
     if (replaced)
       report_error(m_, "encode", "invalid_utf8",
                    fmt::format("{} invalid UTF-8 sequences replaced by U+FFFD", replaced), replaced);
-    // Retry a failing write (disk full) until it succeeds or the drain deadline passes.
-    while (!write_all(buf)) {
+    // Retry a failing write (disk full) until it succeeds or the drain deadline passes; a retry
+    // resumes after the bytes already written (no line twice, none torn).
+    size_t written = 0;
+    while (!write_all(buf, written)) {
       report_error(m_, "write", errno == ENOSPC ? "disk_full" : "write_failed",
                    fmt::format("cannot write {}: {}; retrying", path_.empty() ? "stdout" : path_,
                                strerror(errno)));

@@ -18,7 +18,8 @@ class JsonLinesSink : public Sink {
 
  private:
   bool open_output();
-  bool write_all(const std::string& buf);
+  /// Writes buf[off..]; advances `off` by what was written, also on failure.
+  bool write_all(const std::string& buf, size_t& off);
   std::string path_;
   ComponentContext ctx_;
   ComponentMetrics m_;

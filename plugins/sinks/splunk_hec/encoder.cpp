@@ -291,9 +291,22 @@ size_t HecEncoder::encode_envelope(std::string& out, const EventBatch& b, const 
   if (!first) out.push_back(',');
   out.append("\"event\":", 8);
   r += append_event_value(out, b, e);
-  if (e.fields_length > 0) {
+  const bool truncated = (e.flags & Event::kTruncated) != 0;
+  if (e.fields_length > 0 || truncated) {
+    // A part of a longer line (or of a capped multiline event) carries the indexed field
+    // logship_truncated (CONFIG.md max_line_bytes), merged into the event's own fields.
     out.append(",\"fields\":", 10);
-    out.append(b.fields(e));
+    std::string_view f = e.fields_length > 0 ? b.fields(e) : std::string_view("{}");
+    if (truncated) {
+      out.append("{\"logship_truncated\":\"true\"");
+      std::string_view rest = f.substr(1);  // after '{'
+      size_t first_non_space = rest.find_first_not_of(" \t\r\n");
+      if (first_non_space != std::string_view::npos && rest[first_non_space] != '}')
+        out.push_back(',');
+      out.append(rest);
+    } else {
+      out.append(f);
+    }
   }
   out.push_back('}');
   return r;

@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include "agent/config/config.h"
+#include "plugins/sources/file/decoder.h"
 
 namespace logship {
 
@@ -28,12 +29,7 @@ FileSourceConfig FileSourceConfig::parse(ConfigNode& cfg) {
     cfg.fail("max_line_bytes", "max_line_bytes must be between 64 and 64MiB");
   c.partial_line_timeout = cfg.duration("partial_line_timeout", std::chrono::seconds(5));
   c.max_open_files = cfg.integer("max_open_files", 1024, 1, 1 << 20);
-  c.codec = cfg.choice("codec", "lines", {"lines", "json", "cri", "docker"});
-  if (c.codec != "lines")
-    cfg.fail("codec", "codec \"" + c.codec +
-                          "\" is not available in this build yet; expected lines");
-  if (cfg.has("timestamp")) cfg.fail("timestamp", "timestamp is not available in this build yet");
-  if (cfg.has("multiline")) cfg.fail("multiline", "multiline is not available in this build yet");
+  c.decode = FileDecodeConfig::parse(cfg, c.max_line_bytes);
   char hn[256] = {0};
   if (::gethostname(hn, sizeof hn - 1) != 0) hn[0] = 0;
   c.host = cfg.str("host", std::string(hn));

@@ -6,6 +6,8 @@
 #include <string>
 #include <vector>
 
+#include "plugins/sources/file/decoder.h"
+
 namespace logship {
 class ConfigNode;
 
@@ -20,7 +22,7 @@ struct FileSourceConfig {
   uint64_t max_line_bytes = 1 << 20;           ///< default 1MiB
   std::chrono::nanoseconds partial_line_timeout = std::chrono::seconds(5);  ///< default 5s
   int64_t max_open_files = 1024;               ///< default 1024
-  std::string codec = "lines";                 ///< lines (json, cri, docker: file-source issue)
+  FileDecodeConfig decode;                     ///< codec, timestamp, multiline (decoder.h)
   std::string host;                            ///< default: the machine's hostname
   std::optional<std::string> source;           ///< default: the file path
   std::string sourcetype;                      ///< default unset

@@ -1,20 +1,23 @@
 #include "plugins/sources/file/file_source.h"
 
+#include <dirent.h>
 #include <fcntl.h>
-#include <fnmatch.h>
-#include <glob.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
 #include <cstring>
+#include <filesystem>
 
 #include <fmt/format.h>
 #include <simdjson.h>
 
 #include "agent/core/log.h"
 #include "agent/pipeline/checkpoints.h"
+#include "plugins/sources/file/decoder.h"
+#include "plugins/sources/file/discovery.h"
+#include "plugins/sources/file/watch_inotify.h"
 
 namespace logship {
 namespace {
@@ -23,6 +26,9 @@ constexpr size_t kFileBudget = 4 * kReadChunk;  // per file per cycle: fairness 
 constexpr size_t kBatchBytes = 1 << 20;
 constexpr size_t kBatchEvents = 8192;
 constexpr int64_t kForgetAfterSeconds = 600;  // released files stay in the checkpoint this long
+constexpr auto kRetiredKeep = std::chrono::minutes(10);
+constexpr size_t kMaxRetired = 4096;
+constexpr size_t kMaxDirScan = 200000;
 
 uint64_t identity(dev_t dev, ino_t ino) {
   return (static_cast<uint64_t>(dev) << 40) ^ static_cast<uint64_t>(ino);
@@ -46,6 +52,23 @@ void json_escape(std::string& out, std::string_view s) {
     }
   }
 }
+std::string dirname_of(const std::string& p) {
+  size_t s = p.rfind('/');
+  return s == std::string::npos ? "." : (s == 0 ? "/" : p.substr(0, s));
+}
+std::string basename_of(const std::string& p) {
+  size_t s = p.rfind('/');
+  return s == std::string::npos ? p : p.substr(s + 1);
+}
+// logrotate names: app.log -> app.log.1, app.log-20261127, app.1.log; same directory.
+bool looks_like_rotation_of(const std::string& copy, const std::string& live) {
+  if (copy == live || dirname_of(copy) != dirname_of(live)) return false;
+  std::string a = basename_of(copy), b = basename_of(live);
+  if (a.size() > b.size() && a.compare(0, b.size(), b) == 0) return true;
+  size_t dot = b.find('.');
+  std::string stem = dot == std::string::npos ? b : b.substr(0, dot);
+  return !stem.empty() && a.size() > stem.size() && a.compare(0, stem.size(), stem) == 0;
+}
 }  // namespace
 
 struct FileSource::Tailed {
@@ -53,15 +76,23 @@ struct FileSource::Tailed {
   uint64_t key = 0;
   dev_t dev = 0;
   ino_t ino = 0;
-  int fd = -1;
+  int fd = -1;                // -1: closed to respect max_open_files (reopened by identity)
   uint64_t offset = 0;        // next byte to read
-  uint64_t line_start = 0;    // file offset of `partial`'s first byte
+  uint64_t line_start = 0;    // file offset of `partial`'s first byte (all before is emitted)
   std::string partial;        // bytes after the last newline
-  std::chrono::steady_clock::time_point last_data = std::chrono::steady_clock::now();
-  std::chrono::steady_clock::time_point rotated_since{};
-  bool rotated = false;       // the path no longer names this file (renamed or deleted)
-  size_t last_read = 0;       // bytes read in the previous cycle (sizes the next batch)
-  std::unique_ptr<AckWindow<uint64_t>> window;
+  uint64_t emitted_tail = 0;  // tail hash at line_start (copytruncate detection)
+  uint64_t last_size = 0;     // size at the last fstat
+  Fingerprint fp;             // first fingerprint_bytes (grows while the file is shorter)
+  Clock::time_point last_data = Clock::now();
+  Clock::time_point last_active = Clock::now();
+  Clock::time_point rotated_since{};
+  bool rotated = false;     // the path no longer names this file (renamed or deleted)
+  bool drain_only = false;  // found after a rotation while stopped: read to the end, release
+  bool wanted = false;      // closed, but new data was signalled
+  bool undecided = false;   // maybe a copy still being written: held open, not read yet
+  size_t last_read = 0;     // bytes read in the previous cycle (sizes the next batch)
+  std::unique_ptr<LineDecoder> decoder;
+  std::unique_ptr<AckWindow<FileSource::Pos>> window;
   ~Tailed() {
     if (fd >= 0) ::close(fd);
   }
@@ -74,10 +105,28 @@ FileSource::FileSource(FileSourceConfig cfg, ComponentContext ctx)
       truncations_(metrics().counter("logship_file_truncations_total",
                                      "Files found truncated and read again from 0",
                                      {{"component_id", ctx_.id}})),
+      abandoned_bytes_(metrics().counter(
+          "logship_file_abandoned_bytes_total",
+          "Bytes that could not be read any more (file truncated or gone before it was drained)",
+          {{"component_id", ctx_.id}})),
+      copies_recognised_(metrics().counter(
+          "logship_file_copies_recognised_total",
+          "New files recognised as copies (copytruncate) and continued from the offset read",
+          {{"component_id", ctx_.id}})),
       open_files_(metrics().gauge("logship_file_open_files", "Files held open",
-                                  {{"component_id", ctx_.id}})) {}
+                                  {{"component_id", ctx_.id}})),
+      tracked_files_(metrics().gauge("logship_file_tracked_files", "Files tracked",
+                                     {{"component_id", ctx_.id}})) {}
 
 FileSource::~FileSource() = default;
+
+int FileSource::open_count() const { return open_fds_; }
+
+// When the budget is reached, close an eighth of it at once so the (sorting) trim runs rarely.
+int FileSource::trim_target() const {
+  int max_open = static_cast<int>(cfg_.max_open_files);
+  return std::max(1, max_open - std::max(1, max_open / 8));
+}
 
 void FileSource::restore() {
   std::string s = ctx_.checkpoints->load(ctx_.id);
@@ -97,24 +146,28 @@ void FileSource::restore() {
         f["ino"].get_uint64().get(sv.ino) || f["offset"].get_uint64().get(sv.offset))
       continue;
     sv.path = std::string(path);
-    uint64_t closed = 0;
-    if (!f["closed_at"].get_uint64().get(closed)) sv.closed_at = static_cast<int64_t>(closed);
+    uint64_t v = 0;
+    if (!f["tail"].get_uint64().get(v)) sv.tail = v;
+    if (!f["fp"].get_uint64().get(v)) sv.fp.hash = v;
+    if (!f["fp_len"].get_uint64().get(v)) sv.fp.len = static_cast<uint32_t>(v);
+    if (!f["closed_at"].get_uint64().get(v)) sv.closed_at = static_cast<int64_t>(v);
     uint64_t key = identity(static_cast<dev_t>(sv.dev), static_cast<ino_t>(sv.ino));
     restored_[key] = sv;
     std::lock_guard lk(state_mu_);
-    state_[key] = sv;  // keep it until the file is found again or expires
+    state_[key] = sv;  // kept until the file is found again or expires
   }
 }
 
 std::string FileSource::serialize_locked() const {
-  std::string out = "{\"version\":1,\"files\":[";
+  std::string out = "{\"version\":2,\"files\":[";
   bool first = true;
   for (auto& [key, s] : state_) {
     if (!first) out += ',';
     first = false;
     out += "{\"path\":\"";
     json_escape(out, s.path);
-    out += fmt::format("\",\"dev\":{},\"ino\":{},\"offset\":{}", s.dev, s.ino, s.offset);
+    out += fmt::format("\",\"dev\":{},\"ino\":{},\"offset\":{},\"tail\":{},\"fp\":{},\"fp_len\":{}",
+                       s.dev, s.ino, s.offset, s.tail, s.fp.hash, s.fp.len);
     if (s.closed_at) out += fmt::format(",\"closed_at\":{}", s.closed_at);
     out += '}';
   }
@@ -122,44 +175,126 @@ std::string FileSource::serialize_locked() const {
   return out;
 }
 
-void FileSource::save(uint64_t key, const Saved& s) {
-  std::lock_guard lk(state_mu_);
+void FileSource::save_locked(uint64_t key, const Saved& s) {
   state_[key] = s;
-  ctx_.checkpoints->update(ctx_.id, serialize_locked());
+  ctx_.checkpoints->mark_dirty(ctx_.id);
 }
 
-void FileSource::forget(uint64_t key) {
-  std::lock_guard lk(state_mu_);
-  state_.erase(key);
-  ctx_.checkpoints->update(ctx_.id, serialize_locked());
+bool FileSource::track(const std::string& path, int fd, const struct stat& st, uint64_t start,
+                       bool drain_only) {
+  uint64_t key = identity(st.st_dev, st.st_ino);
+  auto f = std::make_unique<Tailed>();
+  f->path = path;
+  f->key = key;
+  f->dev = st.st_dev;
+  f->ino = st.st_ino;
+  f->fd = fd;
+  ++open_fds_;
+  f->drain_only = drain_only;
+  f->rotated = drain_only;
+  f->rotated_since = Clock::now();
+  f->last_size = static_cast<uint64_t>(st.st_size);
+  f->offset = f->line_start = start;
+  f->wanted = f->last_size > start;
+  f->fp = fingerprint_fd(fd, static_cast<uint32_t>(cfg_.fingerprint_bytes)).value_or(Fingerprint{});
+  f->emitted_tail = tail_hash(fd, start).value_or(0);
+  f->decoder = make_line_decoder(cfg_.decode, m_);
+  Saved sv{path, static_cast<uint64_t>(st.st_dev), static_cast<uint64_t>(st.st_ino), start,
+           f->emitted_tail, f->fp, 0};
+  Tailed* raw = f.get();
+  (void)raw;
+  f->window = std::make_unique<AckWindow<Pos>>(Pos{start, f->emitted_tail}, [this, key](const Pos& p) {
+    std::lock_guard lk(state_mu_);
+    auto it = state_.find(key);
+    if (it == state_.end()) return;
+    it->second.offset = p.offset;
+    it->second.tail = p.tail;
+    ctx_.checkpoints->mark_dirty(ctx_.id);
+  });
+  {
+    std::lock_guard lk(state_mu_);
+    save_locked(key, sv);
+  }
+  spdlog::info("[{}] {} {} from offset {}", ctx_.id, drain_only ? "finishing (rotated while stopped)" : "watching",
+               path, start);
+  files_[key] = std::move(f);
+  if (watcher_) watcher_->watch_dir(dirname_of(path));
+  return true;
+}
+
+uint64_t FileSource::start_offset_for_new(const std::string& path, int fd, uint64_t size,
+                                          bool startup) {
+  // 1. A copy of a truncated generation (copytruncate): same first bytes, same bytes before
+  //    the offset that generation was read to.
+  for (auto it = retired_.begin(); it != retired_.end(); ++it) {
+    if (it->offset == 0 || it->offset > size || it->fp.len == 0) continue;
+    auto h = hash_prefix(fd, it->fp.len);
+    if (!h || *h != it->fp.hash) continue;
+    auto t = tail_hash(fd, it->offset);
+    if (!t || *t != it->tail) continue;
+    uint64_t off = it->offset;
+    copies_recognised_.inc();
+    spdlog::info("[{}] {} is a copy of {} as it was before its truncation; continuing at offset {}",
+                 ctx_.id, path, it->path, off);
+    retired_.erase(it);
+    return off;
+  }
+  // 2. A copy of a live file made before the truncation was noticed: only for rotation-like
+  //    names (two unrelated files with the same header stay two files).
+  for (auto& [k, live] : files_) {
+    if (live->line_start == 0 || live->line_start > size || live->fp.len == 0) continue;
+    if (!looks_like_rotation_of(path, live->path)) continue;
+    auto h = hash_prefix(fd, live->fp.len);
+    if (!h || *h != live->fp.hash) continue;
+    auto t = tail_hash(fd, live->line_start);
+    if (!t || *t != live->emitted_tail) continue;
+    copies_recognised_.inc();
+    uint64_t start = live->line_start;
+    spdlog::info("[{}] {} is a copy of {}; continuing at offset {} (already read there)", ctx_.id,
+                 path, live->path, start);
+    // The copy now delivers [start, size): the live file skips those bytes (they are the same),
+    // so a read between the copy and the truncation does not send them twice. If the live file
+    // is never truncated (a plain backup copy), it continues after them: still exactly once.
+    uint64_t skip = size - start;
+    if (live->offset <= size) {
+      live->partial.clear();
+      live->offset = size;
+    } else {
+      live->partial.erase(0, std::min<uint64_t>(skip, live->partial.size()));
+    }
+    live->line_start = size;
+    if (live->fd >= 0) live->emitted_tail = tail_hash(live->fd, size).value_or(0);
+    return start;
+  }
+  return startup && cfg_.read_from_end ? size : 0;
 }
 
 void FileSource::scan(bool startup) {
-  std::vector<std::string> paths;
-  for (auto& pattern : cfg_.include) {
-    glob_t g{};
-    int rc = ::glob(pattern.c_str(), GLOB_NOSORT, nullptr, &g);
-    if (rc == 0)
-      for (size_t i = 0; i < g.gl_pathc; ++i) paths.emplace_back(g.gl_pathv[i]);
-    ::globfree(&g);
-  }
+  postponed_ = false;
+  std::vector<std::string> paths = discover_files(cfg_.include, cfg_.exclude);
+  struct Candidate {
+    std::string path;
+    struct stat st;
+  };
+  std::vector<Candidate> fresh;
   for (auto& path : paths) {
-    bool excluded = false;
-    for (auto& ex : cfg_.exclude)
-      if (::fnmatch(ex.c_str(), path.c_str(), 0) == 0) excluded = true;
-    if (excluded) continue;
     struct stat st {};
     if (::stat(path.c_str(), &st) != 0) continue;
     if (!S_ISREG(st.st_mode)) {
-      if (log_allowed("file-notreg:" + path, std::chrono::hours(24), nullptr))
-        report_error(m_, "discover", "not_regular_file",
-                     fmt::format("{} is not a regular file (directory, FIFO or device); skipped", path));
+      if (!not_regular_.count(path) && not_regular_.size() < 100000) {
+        not_regular_.insert(path);  // counted and logged once per path
+        report_error_for(m_, "discover", "not_regular_file", path, std::chrono::hours(24),
+                         fmt::format("{} is not a regular file (directory, FIFO or device); skipped",
+                                     path));
+      }
       continue;
     }
     uint64_t key = identity(st.st_dev, st.st_ino);
     if (auto it = files_.find(key); it != files_.end()) {
-      if (it->second->path != path) {  // renamed: same identity, same offset
-        it->second->path = path;
+      Tailed& f = *it->second;
+      if (f.path != path) {  // renamed: same identity, same offset
+        f.path = path;
+        f.rotated = false;
         std::lock_guard lk(state_mu_);
         if (auto s = state_.find(key); s != state_.end()) s->second.path = path;
       }
@@ -170,113 +305,304 @@ void FileSource::scan(bool startup) {
                  std::chrono::seconds(st.st_mtim.tv_sec);
       if (age > *cfg_.ignore_older_than) continue;
     }
-    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY);
+    fresh.push_back({path, st});
+  }
+  // Restored files first (their identity is verified), so that what is left over can serve to
+  // recognise copies among the new ones.
+  std::vector<Candidate> news;
+  auto open_candidate = [&](const Candidate& c) -> int {
+    if (open_count() >= cfg_.max_open_files) close_idle_files(trim_target());
+    int fd = ::open(c.path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY);
     if (fd < 0) {
       int err = errno;
-      if (log_allowed("file-open:" + path, std::chrono::minutes(10), nullptr))
-        report_error(m_, "open", err == EACCES ? "permission_denied" : "open_failed",
-                     fmt::format("cannot open {}: {}; will retry", path, strerror(err)));
+      report_error_for(m_, "open", err == EACCES ? "permission_denied" : "open_failed", c.path,
+                       std::chrono::hours(1),
+                       fmt::format("cannot open {}: {}; will retry", c.path, strerror(err)));
+    }
+    return fd;
+  };
+  for (auto& c : fresh) {
+    uint64_t key = identity(c.st.st_dev, c.st.st_ino);
+    uint64_t size = static_cast<uint64_t>(c.st.st_size);
+    auto r = restored_.find(key);
+    if (r == restored_.end()) {
+      news.push_back(c);  // opened one at a time below, within max_open_files
       continue;
     }
-    auto f = std::make_unique<Tailed>();
-    f->path = path;
-    f->key = key;
-    f->dev = st.st_dev;
-    f->ino = st.st_ino;
-    f->fd = fd;
-    uint64_t size = static_cast<uint64_t>(st.st_size);
-    uint64_t start = 0;
-    if (auto r = restored_.find(key); r != restored_.end()) {
-      start = r->second.offset;
-      if (start > size) {
-        truncations_.inc();
-        report_error(m_, "read", "truncated",
-                     fmt::format("{} is shorter than its checkpoint ({} < {}); reading it again from 0",
-                                 path, size, start));
-        start = 0;
-      }
+    int fd = open_candidate(c);
+    if (fd < 0) continue;
+    const Saved& sv = r->second;
+    bool same = sv.offset <= size;
+    if (same && sv.fp.len > 0) {
+      auto h = hash_prefix(fd, sv.fp.len);
+      same = h && *h == sv.fp.hash;
+    }
+    if (same) {
+      auto t = tail_hash(fd, sv.offset);
+      same = t && *t == sv.tail;
+    }
+    if (same) {
+      track(c.path, fd, c.st, sv.offset, false);
       restored_.erase(r);
-    } else if (startup && cfg_.read_from_end) {
-      start = size;
+      continue;
     }
-    f->offset = f->line_start = start;
-    Saved sv{path, static_cast<uint64_t>(st.st_dev), static_cast<uint64_t>(st.st_ino), start, 0};
-    f->window = std::make_unique<AckWindow<uint64_t>>(start, [this, key](const uint64_t& off) {
-      std::lock_guard lk(state_mu_);
-      auto it = state_.find(key);
-      if (it == state_.end()) return;
-      it->second.offset = off;
-      ctx_.checkpoints->update(ctx_.id, serialize_locked());
-    });
-    save(key, sv);
-    spdlog::info("[{}] watching {} from offset {}", ctx_.id, path, start);
-    files_.emplace(key, std::move(f));
-    open_files_.set(static_cast<int64_t>(files_.size()));
-  }
-  // Checkpoint entries of files that were released long ago (or never found again) expire.
-  std::lock_guard lk(state_mu_);
-  int64_t now = now_s();
-  bool changed = false;
-  for (auto it = state_.begin(); it != state_.end();) {
-    bool live = files_.count(it->first) > 0;
-    bool expired = !live && ((it->second.closed_at && now - it->second.closed_at > kForgetAfterSeconds) ||
-                             (!it->second.closed_at && !startup && restored_.count(it->first) == 0));
-    if (expired) {
-      it = state_.erase(it);
-      changed = true;
+    // The inode now holds other content: a new file (inode reused), or this file was
+    // truncated while logship was stopped. Its old generation may have been copied.
+    if (sv.offset > size) {
+      truncations_.inc();
+      report_error(m_, "read", "truncated",
+                   fmt::format("{} is shorter than its checkpoint ({} < {}); reading it again "
+                               "from 0",
+                               c.path, size, sv.offset));
     } else {
+      spdlog::info("[{}] {} has new content under a known inode (reused); reading it as a new file",
+                   ctx_.id, c.path);
+    }
+    retired_.push_back({sv.fp, sv.offset, sv.tail, sv.path, Clock::now()});
+    restored_.erase(r);
+    track(c.path, fd, c.st, 0, false);
+  }
+  if (startup) recover_rotated_while_stopped();
+  for (auto& c : news) {
+    int fd = open_candidate(c);
+    if (fd < 0) continue;
+    if (postpone_new(c.path, c.st)) {
+      // Hold it open (it may be renamed or deleted meanwhile) but decide where to start later.
+      track(c.path, fd, c.st, 0, false);
+      uint64_t key = identity(c.st.st_dev, c.st.st_ino);
+      files_[key]->undecided = true;
+      {
+        // Not in the checkpoint until decided: a restart meanwhile must examine it afresh
+        // (a checkpoint at 0 would re-send a copy).
+        std::lock_guard lk(state_mu_);
+        state_.erase(key);
+        ctx_.checkpoints->mark_dirty(ctx_.id);
+      }
+      postponed_ = true;
+      continue;
+    }
+    uint64_t start = start_offset_for_new(c.path, fd, static_cast<uint64_t>(c.st.st_size), startup);
+    track(c.path, fd, c.st, start, false);
+  }
+  close_idle_files(static_cast<int>(cfg_.max_open_files));
+  // Checkpoint entries of files released long ago expire; so do retired generations.
+  {
+    std::lock_guard lk(state_mu_);
+    int64_t now = now_s();
+    bool changed = false;
+    for (auto it = state_.begin(); it != state_.end();) {
+      bool live = files_.count(it->first) > 0;
+      bool expired = !live && it->second.closed_at && now - it->second.closed_at > kForgetAfterSeconds;
+      if (expired) {
+        it = state_.erase(it);
+        changed = true;
+      } else {
+        ++it;
+      }
+    }
+    if (changed) ctx_.checkpoints->mark_dirty(ctx_.id);
+  }
+  auto cutoff = Clock::now() - kRetiredKeep;
+  std::erase_if(retired_, [&](const Retired& r) { return r.when < cutoff; });
+  if (retired_.size() > kMaxRetired) retired_.erase(retired_.begin(), retired_.end() - kMaxRetired);
+  open_files_.set(open_count());
+  tracked_files_.set(static_cast<int64_t>(files_.size()));
+}
+
+void FileSource::recover_rotated_while_stopped() {
+  // Checkpointed files whose path no longer names them: renamed (or deleted but still open by
+  // nobody) while logship was stopped. Look for the inode in the old directory, finish it.
+  for (auto it = restored_.begin(); it != restored_.end();) {
+    const Saved& sv = it->second;
+    std::string dir = dirname_of(sv.path);
+    bool found = false;
+    if (DIR* d = ::opendir(dir.c_str())) {
+      size_t n = 0;
+      while (dirent* e = ::readdir(d)) {
+        if (++n > kMaxDirScan) break;
+        if (e->d_ino != static_cast<ino_t>(sv.ino)) continue;
+        std::string p = dir + "/" + e->d_name;
+        struct stat st {};
+        if (::stat(p.c_str(), &st) != 0 || !S_ISREG(st.st_mode) ||
+            static_cast<uint64_t>(st.st_dev) != sv.dev)
+          continue;
+        int fd = ::open(p.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY);
+        if (fd < 0) continue;
+        bool same = static_cast<uint64_t>(st.st_size) >= sv.offset;
+        if (same && sv.fp.len > 0) {
+          auto h = hash_prefix(fd, sv.fp.len);
+          same = h && *h == sv.fp.hash;
+        }
+        if (same) {
+          auto t = tail_hash(fd, sv.offset);
+          same = t && *t == sv.tail;
+        }
+        if (!same) {
+          ::close(fd);
+          continue;
+        }
+        track(p, fd, st, sv.offset, true);
+        found = true;
+        break;
+      }
+      ::closedir(d);
+    }
+    if (!found) {
+      // Gone, or truncated/rewritten: keep its generation so a copy of it can continue.
+      retired_.push_back({sv.fp, sv.offset, sv.tail, sv.path, Clock::now()});
+      if (!sv.closed_at) {
+        report_error(m_, "read", "vanished_while_stopped",
+                     fmt::format("{} (checkpoint at offset {}) was not found again after the "
+                                 "restart; bytes written after that offset cannot be read",
+                                 sv.path, sv.offset));
+        std::lock_guard lk(state_mu_);
+        if (auto s = state_.find(it->first); s != state_.end()) s->second.closed_at = now_s();
+      }
+    }
+    it = restored_.erase(it);
+  }
+}
+
+void FileSource::close_idle_files(int limit) {
+  // Respect max_open_files: close the files idle the longest (never a rotated file: its path is
+  // gone, its descriptor is the only way to its data).
+  int open = open_count();
+  if (open <= limit) return;
+  const int max_open = limit;
+  std::vector<Tailed*> idle;
+  for (auto& [k, f] : files_)
+    if (f->fd >= 0 && !f->rotated) idle.push_back(f.get());
+  std::sort(idle.begin(), idle.end(),
+            [](Tailed* a, Tailed* b) { return a->last_active < b->last_active; });
+  for (Tailed* f : idle) {
+    if (open <= max_open) break;
+    ::close(f->fd);
+    f->fd = -1;
+    --open_fds_;
+    f->wanted = f->last_size > f->offset;  // known unread data: reopen it soon
+    --open;
+  }
+}
+
+bool FileSource::reopen(Tailed& f) {
+  int fd = ::open(f.path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY);
+  if (fd < 0) return false;
+  struct stat st {};
+  if (::fstat(fd, &st) != 0 || st.st_dev != f.dev || st.st_ino != f.ino) {
+    ::close(fd);
+    return false;
+  }
+  f.fd = fd;
+  ++open_fds_;
+  return true;
+}
+
+void FileSource::restat_closed() {
+  for (auto it = files_.begin(); it != files_.end();) {
+    Tailed& f = *it->second;
+    if (f.fd >= 0) {
       ++it;
+      continue;
     }
-  }
-  if (changed) ctx_.checkpoints->update(ctx_.id, serialize_locked());
-  if (startup) {
-    // Files from the checkpoint that were not found: keep their entries for the grace period.
-    for (auto& [key, sv] : restored_) {
-      auto it = state_.find(key);
-      if (it != state_.end() && !it->second.closed_at) it->second.closed_at = now;
+    struct stat st {};
+    bool same = ::stat(f.path.c_str(), &st) == 0 && st.st_dev == f.dev && st.st_ino == f.ino;
+    if (same) {
+      if (static_cast<uint64_t>(st.st_size) != f.offset) f.wanted = true;
+      ++it;
+      continue;
     }
-    restored_.clear();
+    // The path no longer names it and the scan did not find it elsewhere: gone while closed.
+    abandon(f, "was rotated or deleted while closed (max_open_files)");
+    released_.push_back(std::move(it->second));  // kept until its acks are in
+    it = files_.erase(it);
   }
+}
+
+void FileSource::abandon(Tailed& f, const char* why) {
+  uint64_t lost = f.last_size > f.offset ? f.last_size - f.offset : 0;
+  if (lost) abandoned_bytes_.inc(lost);
+  report_error(m_, "read", "abandoned",
+               fmt::format("{} {}; {} byte(s) after offset {} could not be read", f.path, why, lost,
+                           f.offset));
+  std::lock_guard lk(state_mu_);
+  if (auto s = state_.find(f.key); s != state_.end()) s->second.closed_at = now_s();
 }
 
 awaitable<bool> FileSource::emit(Tailed& f, Fanout& out, EventBatch&& batch, uint64_t end_offset) {
   m_.received_events.inc(batch.size());
   m_.received_bytes.inc(batch.text_bytes());
-  AckHandle ack = f.window->add(end_offset);
+  uint64_t tail = f.fd >= 0 ? tail_hash(f.fd, end_offset).value_or(0) : 0;
+  AckHandle ack = f.window->add(Pos{end_offset, tail});
   co_return co_await out.send(std::move(batch), std::move(ack));
 }
+
+namespace {
+// Adds decoded events to the batch with the file's metadata.
+class BatchEmitter : public EventEmitter {
+ public:
+  BatchEmitter(EventBatch*& batch, const uint16_t* meta, const LineDecoder* decoder)
+      : batch_(batch), meta_(meta), decoder_(decoder) {}
+  void emit(std::string_view text, int64_t time_ns, uint8_t flags) override {
+    Event& e = batch_->add(text, time_ns);
+    e.host = meta_[0];
+    e.source = meta_[1];
+    e.sourcetype = meta_[2];
+    e.index = meta_[3];
+    e.flags = flags;
+    // Container logs keep their stream as an indexed field (cri / docker codecs).
+    std::string_view stream = decoder_->last_stream();
+    if (stream == "stdout")
+      batch_->set_fields(e, R"({"stream":"stdout"})");
+    else if (stream == "stderr")
+      batch_->set_fields(e, R"({"stream":"stderr"})");
+  }
+
+ private:
+  EventBatch*& batch_;
+  const uint16_t* meta_;
+  const LineDecoder* decoder_;
+};
+}  // namespace
 
 awaitable<size_t> FileSource::read_some(Tailed& f, Fanout& out, bool& stopped) {
   size_t total = 0;
   EventBatch batch;
-  uint16_t host = 0, source = 0, sourcetype = 0, index = 0;
+  EventBatch* bp = &batch;
+  uint16_t meta[4] = {0, 0, 0, 0};
   auto new_batch = [&] {
     batch = EventBatch();
     // Size the arena from what this file gave last time, so a busy file's batch does not grow
     // (and copy) its arena several times; an idle file's stays small.
     size_t hint = std::clamp<size_t>(f.last_read, 4096, kBatchBytes + 64 * 1024);
     batch.reserve(std::max<size_t>(16, hint / 128), hint);
-    host = batch.intern(cfg_.host);
-    source = batch.intern(cfg_.source ? *cfg_.source : f.path);
-    sourcetype = batch.intern(cfg_.sourcetype);
-    index = batch.intern(cfg_.index);
+    meta[0] = batch.intern(cfg_.host);
+    meta[1] = batch.intern(cfg_.source ? *cfg_.source : f.path);
+    meta[2] = batch.intern(cfg_.sourcetype);
+    meta[3] = batch.intern(cfg_.index);
   };
   new_batch();
-  uint64_t batch_end = f.line_start;
+  BatchEmitter emitter(bp, meta, f.decoder.get());
   int64_t t = now_ns();
-  auto add_line = [&](std::string_view line, bool truncated) {
-    Event& e = batch.add(line, t);
-    e.host = host;
-    e.source = source;
-    e.sourcetype = sourcetype;
-    e.index = index;
-    if (truncated) e.flags |= Event::kTruncated;
+  // The checkpoint may move to the end of the last complete line, but never past data the
+  // decoder still holds (a multiline event or a partial container record in progress).
+  auto end_position = [&] {
+    auto held = f.decoder->held_from();
+    return held ? std::min(*held, f.line_start) : f.line_start;
   };
+  uint64_t committed_end = end_position();
   auto flush = [&]() -> awaitable<bool> {
-    if (batch.empty()) co_return true;
-    bool ok = co_await emit(f, out, std::move(batch), batch_end);
+    uint64_t end = end_position();
+    if (batch.empty() && end == committed_end) co_return true;
+    if (batch.empty()) {
+      co_return true;  // only held data moved: nothing to send yet
+    }
+    committed_end = end;
+    bool ok = co_await emit(f, out, std::move(batch), end);
     new_batch();
     co_return ok;
+  };
+  auto line_done = [&](std::string_view line, bool truncated, uint64_t start, uint64_t end) {
+    f.decoder->line(line, truncated, start, end, t, emitter);
   };
 
   while (total < kFileBudget) {
@@ -290,18 +616,20 @@ awaitable<size_t> FileSource::read_some(Tailed& f, Fanout& out, bool& stopped) {
     if (n == 0) break;
     total += static_cast<size_t>(n);
     f.offset += static_cast<uint64_t>(n);
-    f.last_data = std::chrono::steady_clock::now();
+    f.last_data = f.last_active = Clock::now();
     std::string_view data(buf_.data(), static_cast<size_t>(n));
     while (!data.empty()) {
       const char* nl = static_cast<const char*>(memchr(data.data(), '\n', data.size()));
       if (!nl) {
-        // No newline: keep the tail as a partial line, splitting it when it grows too long.
+        // No newline: keep the tail as a partial line; split it when it grows too long, so
+        // memory never grows with the line length.
         f.partial.append(data);
         while (f.partial.size() >= cfg_.max_line_bytes) {
-          add_line(std::string_view(f.partial).substr(0, cfg_.max_line_bytes), true);
-          f.partial.erase(0, cfg_.max_line_bytes);
+          uint64_t start = f.line_start;
           f.line_start += cfg_.max_line_bytes;
-          batch_end = f.line_start;
+          line_done(std::string_view(f.partial).substr(0, cfg_.max_line_bytes), true, start,
+                    f.line_start);
+          f.partial.erase(0, cfg_.max_line_bytes);
         }
         break;
       }
@@ -314,15 +642,17 @@ awaitable<size_t> FileSource::read_some(Tailed& f, Fanout& out, bool& stopped) {
       } else {
         line = piece;
       }
-      uint64_t consumed = line.size() + 1;
+      uint64_t start = f.line_start;
+      uint64_t end = start + line.size() + 1;
       if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+      bool was_split = false;
       while (line.size() > cfg_.max_line_bytes) {
-        add_line(line.substr(0, cfg_.max_line_bytes), true);
+        line_done(line.substr(0, cfg_.max_line_bytes), true, start, end);
         line.remove_prefix(cfg_.max_line_bytes);
+        was_split = true;
       }
-      add_line(line, false);
-      f.line_start += consumed;
-      batch_end = f.line_start;
+      line_done(line, was_split, start, end);
+      f.line_start = end;
       f.partial.clear();
       data.remove_prefix(len + 1);
       if (batch.text_bytes() >= kBatchBytes || batch.size() >= kBatchEvents) {
@@ -333,13 +663,23 @@ awaitable<size_t> FileSource::read_some(Tailed& f, Fanout& out, bool& stopped) {
       }
     }
   }
+  auto now = Clock::now();
   // A last line without newline is emitted after partial_line_timeout of silence.
-  if (!f.partial.empty() && total == 0 &&
-      std::chrono::steady_clock::now() - f.last_data >= cfg_.partial_line_timeout) {
-    add_line(f.partial, false);
+  if (!f.partial.empty() && total == 0 && now - f.last_data >= cfg_.partial_line_timeout) {
+    uint64_t start = f.line_start;
     f.line_start += f.partial.size();
-    batch_end = f.line_start;
+    line_done(f.partial, false, start, f.line_start);
     f.partial.clear();
+  }
+  f.decoder->flush(now, false, emitter);  // multiline timeout
+  if (total > 0) {
+    if (f.line_start != 0) f.emitted_tail = tail_hash(f.fd, f.line_start).value_or(0);
+    // (f) a short file's fingerprint grows with it (a copy of it must be recognisable).
+    if (f.fp.len < cfg_.fingerprint_bytes) {
+      f.fp = fingerprint_fd(f.fd, static_cast<uint32_t>(cfg_.fingerprint_bytes)).value_or(f.fp);
+      std::lock_guard lk(state_mu_);
+      if (auto s = state_.find(f.key); s != state_.end()) s->second.fp = f.fp;
+    }
   }
   if (!co_await flush()) stopped = true;
   f.last_read = total;
@@ -348,28 +688,149 @@ awaitable<size_t> FileSource::read_some(Tailed& f, Fanout& out, bool& stopped) {
 
 void FileSource::check_rotation(Tailed& f) {
   struct stat fst {};
-  if (::fstat(f.fd, &fst) == 0 && static_cast<uint64_t>(fst.st_size) < f.offset) {
-    truncations_.inc();
-    report_error(m_, "read", "truncated",
-                 fmt::format("{} was truncated ({} < {}); reading it again from 0", f.path,
-                             fst.st_size, f.offset));
-    f.offset = f.line_start = 0;
-    f.partial.clear();
+  if (::fstat(f.fd, &fst) == 0) {
+    uint64_t size = static_cast<uint64_t>(fst.st_size);
+    if (size < f.offset) {
+      // Truncated (copytruncate or `> file`): what was not read is lost; the generation read so
+      // far is remembered so a copy of it continues where we were.
+      truncations_.inc();
+      // Unread bytes, plus the unterminated line already read but not emitted.
+      uint64_t lost = (f.last_size > f.offset ? f.last_size - f.offset : 0) + f.partial.size();
+      if (lost) abandoned_bytes_.inc(lost);
+      report_error(m_, "read", "truncated",
+                   fmt::format("{} was truncated ({} < {}); reading it again from 0{}", f.path,
+                               size, f.offset,
+                               lost ? fmt::format(" ({} unread bytes lost)", lost) : ""));
+      retired_.push_back({f.fp, f.line_start, f.emitted_tail, f.path, Clock::now()});
+      f.offset = f.line_start = 0;
+      f.partial.clear();
+      f.emitted_tail = 0;
+      f.fp = fingerprint_fd(f.fd, static_cast<uint32_t>(cfg_.fingerprint_bytes)).value_or(Fingerprint{});
+    } else if (f.fp.len < cfg_.fingerprint_bytes && size > f.fp.len) {
+      // (f) a short file keeps its identity as it grows; its fingerprint grows with it.
+      f.fp = fingerprint_fd(f.fd, static_cast<uint32_t>(cfg_.fingerprint_bytes)).value_or(f.fp);
+      std::lock_guard lk(state_mu_);
+      if (auto s = state_.find(f.key); s != state_.end()) s->second.fp = f.fp;
+    }
+    f.last_size = size;
   }
+  if (f.drain_only) return;
   struct stat st {};
   bool same = ::stat(f.path.c_str(), &st) == 0 && st.st_dev == f.dev && st.st_ino == f.ino;
   if (!same && !f.rotated) {
     f.rotated = true;
-    f.rotated_since = std::chrono::steady_clock::now();
+    f.rotated_since = Clock::now();
+  } else if (same && f.rotated) {
+    f.rotated = false;
   }
 }
 
+void FileSource::on_fs_change(int kind, std::string_view path, std::string_view moved_from) {
+  using C = InotifyWatcher::Change;
+  std::lock_guard lk(wake_mu_);
+  switch (static_cast<C>(kind)) {
+    case C::kRescan:
+    case C::kCreated:
+      rescan_ = true;  // discover new files at once, not at the next scan_interval
+      break;
+    case C::kMoved:
+      rescan_ = true;
+      if (moves_.size() < 10000) moves_.emplace_back(std::string(moved_from), std::string(path));
+      break;
+    case C::kModified:
+      break;
+  }
+  if (!path.empty() && changed_.size() < 100000) changed_.emplace(path);
+  woken_ = true;
+  wake_wq_.notify_all();
+}
+
+bool FileSource::postpone_new(const std::string& path, const struct stat& st) {
+  auto age = std::chrono::system_clock::now().time_since_epoch() -
+             (std::chrono::seconds(st.st_mtim.tv_sec) + std::chrono::nanoseconds(st.st_mtim.tv_nsec));
+  if (age > std::chrono::seconds(2)) return false;
+  uint64_t size = static_cast<uint64_t>(st.st_size);
+  uint64_t key = identity(st.st_dev, st.st_ino);
+  for (auto& [k, live] : files_)
+    if (k != key && !live->undecided && size < live->line_start &&
+        looks_like_rotation_of(path, live->path))
+      return true;
+  auto recent = Clock::now() - std::chrono::seconds(1);
+  for (auto& r : retired_)
+    if (r.when > recent && size < r.offset && looks_like_rotation_of(path, r.path)) return true;
+  return false;
+}
+
+bool FileSource::decide(Tailed& f) {
+  struct stat st {};
+  if (::fstat(f.fd, &st) != 0) return false;
+  if (postpone_new(f.path, st)) {
+    postponed_ = true;
+    return false;
+  }
+  uint64_t start = start_offset_for_new(f.path, f.fd, static_cast<uint64_t>(st.st_size), false);
+  f.undecided = false;
+  f.offset = f.line_start = start;
+  f.emitted_tail = tail_hash(f.fd, start).value_or(0);
+  uint64_t key = f.key;
+  f.window = std::make_unique<AckWindow<Pos>>(Pos{start, f.emitted_tail}, [this, key](const Pos& p) {
+    std::lock_guard lk(state_mu_);
+    auto it = state_.find(key);
+    if (it == state_.end()) return;
+    it->second.offset = p.offset;
+    it->second.tail = p.tail;
+    ctx_.checkpoints->mark_dirty(ctx_.id);
+  });
+  std::lock_guard lk(state_mu_);
+  save_locked(key, Saved{f.path, static_cast<uint64_t>(f.dev), static_cast<uint64_t>(f.ino), start,
+                         f.emitted_tail, f.fp, 0});
+  return true;
+}
+
+bool FileSource::included(const std::string& path) const {
+  bool in = false;
+  for (auto& g : cfg_.include)
+    if (glob_match(g, path)) in = true;
+  if (!in) return false;
+  for (auto& ex : cfg_.exclude)
+    if (glob_match(ex, path)) return false;
+  return true;
+}
+
+void FileSource::catch_moved_out(const std::string& from, const std::string& to) {
+  if (!included(from) || included(to)) return;  // in-glob moves are found by the scan
+  struct stat st {};
+  if (::stat(to.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) return;
+  uint64_t key = identity(st.st_dev, st.st_ino);
+  if (files_.count(key)) return;  // known: check_rotation drains it
+  int fd = ::open(to.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY);
+  if (fd < 0) return;
+  if (open_count() >= cfg_.max_open_files) close_idle_files(trim_target());
+  uint64_t start = start_offset_for_new(to, fd, static_cast<uint64_t>(st.st_size), false);
+  track(to, fd, st, start, true);
+}
+
 awaitable<void> FileSource::run(Fanout& out) {
+  ctx_.checkpoints->set_provider(ctx_.id, [this] {
+    std::lock_guard lk(state_mu_);
+    return serialize_locked();
+  });
+  if (!cfg_.poll_only) {
+    watcher_ = std::make_unique<InotifyWatcher>(
+        ctx_.executor, m_,
+        [this](InotifyWatcher::Change c, std::string_view p, std::string_view from) {
+          on_fs_change(static_cast<int>(c), p, from);
+        });
+    if (watcher_->open()) {
+      for (auto& g : cfg_.include) watcher_->watch_dir(glob_static_dir(g));
+      asio::co_spawn(ctx_.executor, watcher_->run(), asio::detached);
+    } else {
+      watcher_.reset();
+    }
+  }
   restore();
   scan(true);
-  auto last_scan = std::chrono::steady_clock::now();
-  const auto idle_wait =
-      std::min<std::chrono::steady_clock::duration>(cfg_.scan_interval, std::chrono::milliseconds(100));
+  auto last_scan = Clock::now();
   while (!ctx_.lifecycle->stopping()) {
     if (ctx_.checkpoints->failing()) {
       // Checkpoints cannot be written (disk full?): pause rather than lose track.
@@ -378,34 +839,84 @@ awaitable<void> FileSource::run(Fanout& out) {
       ctx_.checkpoints->flush_all();
       continue;
     }
+    std::set<std::string> changed;
+    std::vector<std::pair<std::string, std::string>> moves;
+    bool rescan = false;
+    {
+      std::lock_guard lk(wake_mu_);
+      changed.swap(changed_);
+      moves.swap(moves_);
+      rescan = rescan_;
+      rescan_ = false;
+      woken_ = false;
+    }
+    for (auto& [from, to] : moves) catch_moved_out(from, to);
+    if (rescan) {
+      scan(false);
+      rescan = false;
+    }
     size_t got = 0;
     bool stopped = false;
+    bool pending_timeouts = false;
     for (auto it = files_.begin(); it != files_.end() && !stopped;) {
       Tailed& f = *it->second;
+      if (f.fd < 0) {
+        if (!f.wanted && !changed.count(f.path)) {
+          ++it;
+          continue;
+        }
+        if (open_count() >= cfg_.max_open_files)
+          close_idle_files(trim_target());
+        if (!reopen(f)) {
+          f.wanted = false;  // restat_closed() decides at the next scan
+          ++it;
+          continue;
+        }
+        f.wanted = false;
+        open_files_.set(open_count());
+      }
+      if (f.undecided && !decide(f)) {
+        ++it;
+        continue;
+      }
       size_t n = co_await read_some(f, out, stopped);
       got += n;
-      if (n == 0) {
+      if (!f.partial.empty() || f.decoder->held_from()) pending_timeouts = true;
+      if (n == 0 && !stopped) {
         check_rotation(f);
-        // A rotated file is released once it stayed drained for a scan interval (late writes
-        // by the writer through its old descriptor are still read).
-        if (f.rotated && std::chrono::steady_clock::now() - f.rotated_since >= cfg_.scan_interval) {
-          if (!f.partial.empty())
-            report_error(m_, "read", "abandoned_partial_line",
-                         fmt::format("{} was rotated away with {} bytes of an unterminated last "
-                                     "line; they are emitted as a line",
-                                     f.path, f.partial.size()));
-          std::string p = f.path;
-          uint64_t key = f.key;
+        // A rotated file is released once it stayed drained for a scan interval (late writes by
+        // the writer through its old descriptor are still read); a drain-only one at once.
+        bool quiet = Clock::now() - f.rotated_since >= cfg_.scan_interval;
+        if (f.rotated && (f.drain_only || quiet)) {
+          EventBatch last;
+          uint16_t meta[4] = {last.intern(cfg_.host), last.intern(cfg_.source ? *cfg_.source : f.path),
+                              last.intern(cfg_.sourcetype), last.intern(cfg_.index)};
+          EventBatch* lp = &last;
+          BatchEmitter em(lp, meta, f.decoder.get());
+          if (!f.partial.empty()) {
+            uint64_t start = f.line_start;
+            f.line_start += f.partial.size();
+            f.decoder->line(f.partial, false, start, f.line_start, now_ns(), em);
+            f.partial.clear();
+          }
+          f.decoder->flush(Clock::now(), true, em);
+          if (!last.empty() && !co_await emit(f, out, std::move(last), f.line_start)) {
+            stopped = true;
+            break;
+          }
           {
             std::lock_guard lk(state_mu_);
-            if (auto s = state_.find(key); s != state_.end()) s->second.closed_at = now_s();
+            if (auto s = state_.find(f.key); s != state_.end()) s->second.closed_at = now_s();
           }
-          spdlog::info("[{}] released {} (rotated or deleted, drained)", ctx_.id, p);
+          spdlog::info("[{}] released {} (rotated or deleted, drained to offset {})", ctx_.id,
+                       f.path, f.offset);
           ::close(f.fd);
           f.fd = -1;
+          --open_fds_;
           released_.push_back(std::move(it->second));  // kept until its acks are in
           it = files_.erase(it);
-          open_files_.set(static_cast<int64_t>(files_.size()));
+          open_files_.set(open_count());
+          tracked_files_.set(static_cast<int64_t>(files_.size()));
           continue;
         }
       }
@@ -413,15 +924,34 @@ awaitable<void> FileSource::run(Fanout& out) {
     }
     if (stopped) break;
     std::erase_if(released_, [](const std::unique_ptr<Tailed>& t) { return t->window->pending() == 0; });
-    auto now = std::chrono::steady_clock::now();
-    if (now - last_scan >= cfg_.scan_interval) {
+    auto now = Clock::now();
+    if (rescan || (postponed_ && now - last_scan >= std::chrono::milliseconds(100)) ||
+        now - last_scan >= cfg_.scan_interval) {
       scan(false);
+      restat_closed();
       last_scan = now;
     }
     if (got == 0) {
-      if (co_await ctx_.lifecycle->sleep(idle_wait)) break;
+      // Wait for inotify, the next re-stat, or a pending timeout (partial line, multiline).
+      auto wait = watcher_ ? std::chrono::duration_cast<Clock::duration>(cfg_.scan_interval)
+                           : std::chrono::duration_cast<Clock::duration>(
+                                 std::min<std::chrono::nanoseconds>(cfg_.scan_interval,
+                                                                    std::chrono::milliseconds(250)));
+      if (pending_timeouts || postponed_)
+        wait = std::min<Clock::duration>(wait, std::chrono::milliseconds(100));
+      // Bounded so a stop request (which does not signal this queue) is seen promptly.
+      wait = std::min<Clock::duration>(wait, std::chrono::milliseconds(500));
+      wait = std::min<Clock::duration>(wait, cfg_.scan_interval - (now - last_scan));
+      if (wait > Clock::duration::zero()) {
+        co_await wake_wq_.wait(wake_mu_, [this] { return woken_ || ctx_.lifecycle->stopping(); },
+                               wait);
+      }
+      if (ctx_.lifecycle->stopping()) break;
     }
   }
+  // Stop: events held by decoders (multiline in progress) are not emitted; their lines stay
+  // behind the checkpoint and are read again on the next start.
+  if (watcher_) watcher_->close();
   co_return;
 }
 

@@ -1,11 +1,21 @@
 #pragma once
-// The `file` source (walking-skeleton level): glob discovery, tailing with a per-file read
-// budget, line splitting, and per-file offsets checkpointed only past acknowledged batches.
-// Rotation by rename and truncation are handled simply here; file identity, multiline and
-// codecs come with the file-source issue.
+// The `file` source: discovers files by glob, tails them with a per-file read budget (fairness),
+// cuts lines, decodes them (decoder.h) and checkpoints per-file offsets only past acknowledged
+// batches.
+//
+// Identity: (device, inode) while a file lives. The fingerprint (first `fingerprint_bytes`) and
+// the tail hash (bytes before the checkpointed offset) tell a reused inode from the file a
+// checkpoint was taken on (a new file), and recognise a copy made by copytruncate (it continues
+// from the offset already read). A renamed file keeps its identity and offset; it is drained
+// through its open descriptor and released once quiet; a deleted one too. Files whose path
+// vanished while logship was stopped are looked up by inode in their directory and finished
+// first. Bytes that can no longer be read are counted (logship_file_abandoned_bytes_total) and
+// logged with the path.
+#include <chrono>
 #include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -13,8 +23,11 @@
 #include "agent/pipeline/ack_window.h"
 #include "agent/pipeline/component.h"
 #include "plugins/sources/file/config.h"
+#include "plugins/sources/file/fingerprint.h"
 
 namespace logship {
+
+class InotifyWatcher;
 
 class FileSource : public Source {
  public:
@@ -22,34 +35,89 @@ class FileSource : public Source {
   ~FileSource() override;
   awaitable<void> run(Fanout& out) override;
 
+  /// A committed position: offset and the hash of the bytes before it.
+  struct Pos {
+    uint64_t offset = 0;
+    uint64_t tail = 0;
+  };
+
  private:
   struct Tailed;
   struct Saved {
     std::string path;
-    uint64_t dev = 0, ino = 0, offset = 0;
-    int64_t closed_at = 0;  // unix seconds when released; 0 while open
+    uint64_t dev = 0, ino = 0, offset = 0, tail = 0;
+    Fingerprint fp;
+    int64_t closed_at = 0;  // unix seconds when released; 0 while tracked
   };
+  /// A generation of a file that was truncated (or lost while stopped): a copy of it made by
+  /// copytruncate continues at `offset`.
+  struct Retired {
+    Fingerprint fp;
+    uint64_t offset = 0;
+    uint64_t tail = 0;
+    std::string path;
+    std::chrono::steady_clock::time_point when;
+  };
+  using Clock = std::chrono::steady_clock;
+
   void restore();
   void scan(bool startup);
-  /// Reads up to the per-file budget; returns bytes read.
+  /// Starts tracking a file that was found (new, restored, or recovered after a rotation while
+  /// stopped); false when it cannot be opened.
+  bool track(const std::string& path, int fd, const struct stat& st, uint64_t start,
+             bool drain_only);
+  /// Where a file seen for the first time starts: a retired generation or a live file it is a
+  /// copy of, else 0 (or its end with read_from: end at start-up).
+  uint64_t start_offset_for_new(const std::string& path, int fd, uint64_t size, bool startup);
+  void recover_rotated_while_stopped();
   awaitable<size_t> read_some(Tailed& f, Fanout& out, bool& stopped);
   void check_rotation(Tailed& f);
-  void save(uint64_t key, const Saved& s);
-  void forget(uint64_t key);
+  bool reopen(Tailed& f);
+  /// Closes the files idle the longest until at most `limit` are open.
+  void close_idle_files(int limit);
+  void restat_closed();
+  void abandon(Tailed& f, const char* why);
+  void save_locked(uint64_t key, const Saved& s);
   std::string serialize_locked() const;
   awaitable<bool> emit(Tailed& f, Fanout& out, EventBatch&& batch, uint64_t end_offset);
+  int open_count() const;
+  int trim_target() const;
+  void on_fs_change(int kind, std::string_view path, std::string_view moved_from);
+  /// A file moved out of the globs before a scan saw it: drain it from its new name.
+  void catch_moved_out(const std::string& from, const std::string& to);
+  bool included(const std::string& path) const;
+  /// A young file with a rotation-like name, still shorter than what was read of the file it
+  /// may be a copy of (cp in progress): decided at a later scan (at most ~2 s later).
+  bool postpone_new(const std::string& path, const struct stat& st);
+  /// Decides where an undecided file starts; false while it must still wait.
+  bool decide(Tailed& f);
 
   FileSourceConfig cfg_;
   ComponentContext ctx_;
   ComponentMetrics m_;
   Counter& truncations_;
+  Counter& abandoned_bytes_;
+  Counter& copies_recognised_;
   Gauge& open_files_;
+  Gauge& tracked_files_;
   std::map<uint64_t, std::unique_ptr<Tailed>> files_;  // by identity key
   std::vector<std::unique_ptr<Tailed>> released_;      // closed, waiting for their acks
   std::map<uint64_t, Saved> restored_;                 // from the checkpoint, by identity key
+  std::vector<Retired> retired_;
+  std::set<std::string> not_regular_;  // paths warned about once
   mutable std::mutex state_mu_;
-  std::map<uint64_t, Saved> state_;  // what the checkpoint holds (committed offsets)
+  std::map<uint64_t, Saved> state_;  // what the checkpoint holds (committed positions)
   std::string buf_;
+  int open_fds_ = 0;
+  bool postponed_ = false;  // a new file awaits a decision: rescan soon
+  // inotify wake-ups
+  std::unique_ptr<InotifyWatcher> watcher_;
+  std::mutex wake_mu_;
+  WaitQueue wake_wq_;
+  bool woken_ = false;
+  bool rescan_ = false;
+  std::set<std::string> changed_;
+  std::vector<std::pair<std::string, std::string>> moves_;  // (from, to)
 };
 
 }  // namespace logship

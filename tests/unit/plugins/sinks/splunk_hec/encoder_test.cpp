@@ -268,3 +268,19 @@ TEST_CASE("escaping random bytes always yields valid JSON and counts each replac
     CHECK(fffd_out == fffd_in + replaced);
   }
 }
+
+TEST_CASE("a truncated part carries the logship_truncated indexed field, merged with its fields") {
+  HecEncoder enc(event_config());
+  EventBatch b;
+  Event& a = b.add("part one", 1000000000);
+  a.flags |= Event::kTruncated;
+  Event& c = b.add("part two", 1000000000);
+  c.flags |= Event::kTruncated;
+  b.set_fields(b.events()[1], R"({"stream":"stdout"})");
+  std::string out;
+  enc.encode(out, b, b.events()[0]);
+  CHECK(out.find(R"("fields":{"logship_truncated":"true"}})") != std::string::npos);
+  out.clear();
+  enc.encode(out, b, b.events()[1]);
+  CHECK(out.find(R"("fields":{"logship_truncated":"true","stream":"stdout"}})") != std::string::npos);
+}

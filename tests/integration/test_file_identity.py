@@ -1,0 +1,236 @@
+"""`file` source, file identity (issue (a)-(f)), through the real binary, counting every line:
+
+(a) a renamed file keeps its identity and offset (live and across a restart);
+(b) two live files whose first `fingerprint_bytes` are identical are two files;
+(c) a copytruncate copy (glob app.log*) continues from the offset already read, never re-sent;
+(d) a truncated file is read again from 0, counted (also when rewritten longer while stopped);
+(e) a deleted file whose inode is reused for new content is a new file (live and while stopped,
+    also when the new file starts with the same first KiB);
+(f) a file shorter than fingerprint_bytes is tracked and keeps its identity as it grows.
+"""
+import os
+import shutil
+import sys
+import tempfile
+import unittest
+
+sys.path.insert(0, os.path.dirname(__file__))
+from filetail import Harness, SOURCE_ID, append, line, lines_blob  # noqa: E402
+from lib import wait_for  # noqa: E402
+
+HEADER = "".join(f"# identical header line {i:02d} of a CSV-like export, same in every file ....\n"
+                 for i in range(16))  # 1280 bytes: longer than fingerprint_bytes (1 KiB)
+assert len(HEADER) > 1024
+
+
+def keys(fid, a, b):
+    return {(fid, i) for i in range(a, b)}
+
+
+def create_with_inode(directory, ino, content, final_path, tries=500):
+    """Creates a file holding `content` whose inode number is `ino` (freed earlier), at
+    final_path. Returns False when the filesystem did not hand the inode out again."""
+    made, ok = [], False
+    try:
+        for n in range(tries):
+            cand = os.path.join(directory, f".cand-{n}.tmp")
+            fd = os.open(cand, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            made.append(cand)
+            if os.fstat(fd).st_ino == ino:
+                os.write(fd, content.encode())
+                os.close(fd)
+                os.rename(cand, final_path)
+                made.pop()
+                ok = True
+                break
+            os.close(fd)
+    finally:
+        for c in made:
+            os.unlink(c)
+    return ok
+
+
+class Identity(unittest.TestCase):
+    # (a) ------------------------------------------------------------------------------------
+    def test_a_renamed_file_keeps_identity_and_offset_live_and_across_restart(self):
+        """Verifies a rename (inside the glob) neither re-sends nor loses lines, running or stopped."""
+        h = Harness(self, name="rename-id")
+        a = h.path("a.log")
+        append(a, lines_blob("a", 0, 1000))
+        h.start()
+        h.wait_lines(keys("a", 0, 1000))
+        os.rename(a, h.path("b.log"))
+        append(h.path("b.log"), lines_blob("a", 1000, 2000))
+        h.wait_lines(keys("a", 0, 2000))
+        h.settle()
+        h.assert_exactly_once(keys("a", 0, 2000), msg="after a live rename:")
+        h.stop()
+        os.rename(h.path("b.log"), h.path("c.log"))
+        append(h.path("c.log"), lines_blob("a", 2000, 3000))
+        h.start()
+        h.wait_lines(keys("a", 0, 3000))
+        h.settle()
+        h.assert_exactly_once(keys("a", 0, 3000), msg="after a rename while stopped:")
+        self.assertEqual(h.stop(), 0)
+
+    # (b) ------------------------------------------------------------------------------------
+    def test_b_two_files_with_identical_first_kib_are_two_files(self):
+        """Verifies two live files sharing their first 1280 bytes are both read fully, once each,
+        and stay two files across a restart."""
+        h = Harness(self, name="same-header")
+        x, y = h.path("x.log"), h.path("y.log")
+        append(x, HEADER + lines_blob("x", 0, 500))
+        append(y, HEADER + lines_blob("y", 0, 500))
+        h.start()
+        h.wait_lines(keys("x", 0, 500) | keys("y", 0, 500))
+        h.stop()
+        append(x, lines_blob("x", 500, 1000))
+        append(y, lines_blob("y", 500, 1000))
+        h.start()
+        # A third file with the same header appears while running.
+        z = h.path("z.log")
+        append(z, HEADER + lines_blob("z", 0, 500))
+        expected = keys("x", 0, 1000) | keys("y", 0, 1000) | keys("z", 0, 500)
+        h.wait_lines(expected)
+        h.settle()
+        h.assert_exactly_once(expected)
+        headers = [e["source"] for e in h.events() if e["event"].startswith("# identical header line 00")]
+        self.assertEqual(sorted(headers), sorted([x, y, z]), "each file's header read once")
+        self.assertEqual(h.stop(), 0)
+
+    # (c) ------------------------------------------------------------------------------------
+    def test_c_copytruncate_copy_continues_from_offset_not_resent(self):
+        """Verifies copytruncate (app.log -> app.log.1 with the same content, glob app.log*) does not
+        re-send the copy, live; and while stopped the copy's unread tail is read from the offset."""
+        h = Harness(self, name="copytrunc-id")
+        h.cfg["sources"][SOURCE_ID]["include"] = [h.logdir + "/app.log*"]
+        h.rewrite_config()
+        app = h.path("app.log")
+        append(app, lines_blob("a", 0, 1000))
+        h.start()
+        h.wait_lines(keys("a", 0, 1000))
+        shutil.copyfile(app, h.path("app.log.1"))
+        os.truncate(app, 0)
+        append(app, lines_blob("a", 1000, 1500))
+        h.wait_lines(keys("a", 0, 1500))
+        h.settle()
+        h.assert_exactly_once(keys("a", 0, 1500), msg="live copytruncate:")
+        self.assertGreaterEqual(h.m0("logship_file_truncations_total", component_id=SOURCE_ID), 1)
+        h.stop()
+        # While stopped: app.log grows, is copied to app.log.2 (unread tail inside), truncated.
+        append(app, lines_blob("a", 1500, 3000))
+        os.rename(h.path("app.log.1"), h.path("app.log.3"))
+        shutil.copyfile(app, h.path("app.log.2"))
+        os.truncate(app, 0)
+        append(app, lines_blob("a", 3000, 3200))
+        h.start()
+        h.wait_lines(keys("a", 0, 3200))
+        h.settle()
+        h.assert_exactly_once(keys("a", 0, 3200), msg="copytruncate while stopped:")
+        self.assertEqual(h.stop(), 0)
+
+    # (d) ------------------------------------------------------------------------------------
+    def test_d_truncated_file_is_read_again_from_zero_and_counted(self):
+        """Verifies a truncation (live, then while stopped with longer new content) re-reads the
+        file from 0 and counts each truncation."""
+        h = Harness(self, name="truncate")
+        t = h.path("t.log")
+        append(t, lines_blob("t", 0, 1000))
+        h.start()
+        h.wait_lines(keys("t", 0, 1000))
+        os.truncate(t, 0)
+        append(t, lines_blob("t", 1000, 1100))  # shorter than before
+        h.wait_lines(keys("t", 0, 1100))
+        h.settle()
+        h.assert_exactly_once(keys("t", 0, 1100), msg="live truncation:")
+        wait_for(lambda: h.m0("logship_file_truncations_total", component_id=SOURCE_ID) == 1, 10,
+                 "logship_file_truncations_total == 1")
+        h.stop()
+        # While stopped: truncated and rewritten LONGER than the checkpointed offset (size alone
+        # does not show it: the bytes before the saved offset do).
+        with open(t, "w") as f:
+            f.write(lines_blob("t", 2000, 4000))
+        h.start()
+        h.wait_lines(keys("t", 0, 1100) | keys("t", 2000, 4000))
+        h.settle()
+        h.assert_exactly_once(keys("t", 0, 1100) | keys("t", 2000, 4000), msg="rewritten while stopped:")
+        self.assertEqual(h.stop(), 0)
+
+    # (e) ------------------------------------------------------------------------------------
+    def _inode_reuse(self, same_header, stopped):
+        # Checkpoints on another filesystem (tmpfs) so their temp files cannot take the freed inode.
+        ddir = tempfile.mkdtemp(prefix="logship-inode-data-", dir="/dev/shm") if os.path.isdir("/dev/shm") else None
+        if ddir:
+            self.addCleanup(shutil.rmtree, ddir, True)
+        h = Harness(self, name="inode-reuse", data_dir=ddir)
+        p = h.path("r.log")
+        prefix = HEADER if same_header else ""
+        append(p, prefix + lines_blob("old", 0, 200))
+        h.start()
+        h.wait_lines(keys("old", 0, 200))
+        ino = os.stat(p).st_ino
+        if stopped:
+            h.stop()
+        os.unlink(p)
+        if not stopped:
+            # Wait until logship released the deleted file (so the inode is free again).
+            wait_for(lambda: (h.metric("logship_file_open_files", component_id=SOURCE_ID) or 0) == 0, 15,
+                     "the deleted file released")
+        # Longer than the old offset; other payload, so the bytes before the saved offset differ.
+        content = prefix + lines_blob("new", 0, 600, payload="a different application writes here, other text")
+        if not create_with_inode(h.logdir, ino, content, p):
+            self.skipTest("the filesystem did not hand the freed inode out again")
+        if stopped:
+            h.start()
+        h.wait_lines(keys("old", 0, 200) | keys("new", 0, 600))
+        h.settle()
+        h.assert_exactly_once(keys("old", 0, 200) | keys("new", 0, 600), msg="inode reused:")
+        if same_header:
+            heads = [e for e in h.events() if e["event"].startswith("# identical header line 00")]
+            self.assertEqual(len(heads), 2, "the new file's header is read too")
+        self.assertEqual(h.stop(), 0)
+
+    def test_e_inode_reused_for_new_content_is_a_new_file_live(self):
+        """Verifies a new file on a reused inode (logship running) is read from 0."""
+        self._inode_reuse(same_header=False, stopped=False)
+
+    def test_e_inode_reused_while_stopped_stale_checkpoint_not_applied(self):
+        """Verifies a stale checkpoint (same dev/inode/path, different bytes) is not applied after a
+        restart: the new file is read from 0."""
+        self._inode_reuse(same_header=False, stopped=True)
+
+    def test_e_inode_reused_with_identical_first_kib_while_stopped(self):
+        """Verifies inode reuse is detected from the bytes just before the saved offset even when
+        the first KiB (the fingerprint) is identical."""
+        self._inode_reuse(same_header=True, stopped=True)
+
+    # (f) ------------------------------------------------------------------------------------
+    def test_f_file_shorter_than_fingerprint_is_tracked_as_it_grows(self):
+        """Verifies an empty file, then a short one (< fingerprint_bytes), growing line by line past
+        1 KiB through a rename and a restart, is read once: identity kept throughout."""
+        h = Harness(self, name="short")
+        s = h.path("s.log")
+        open(s, "w").close()  # empty
+        h.start()
+        n = 0
+        for step in range(40):  # ~30 bytes per line: grows past 1 KiB
+            append(s, f"f=s seq={n:07d} x\n")
+            n += 1
+            if step % 5 == 4:
+                h.wait_lines(keys("s", 0, n))
+            if step == 15:
+                h.stop()
+                append(s, f"f=s seq={n:07d} while stopped\n")
+                n += 1
+                h.start()
+            if step == 25:
+                os.rename(s, h.path("s2.log"))
+                s = h.path("s2.log")
+        h.wait_lines(keys("s", 0, n))
+        h.settle()
+        h.assert_exactly_once(keys("s", 0, n), msg="short file growing:")
+        self.assertEqual(h.stop(), 0)
+
+
+if __name__ == "__main__":
+    unittest.main()
