@@ -175,6 +175,21 @@ std::string FileSource::serialize_locked() const {
   return out;
 }
 
+void FileSource::start_window(Tailed& f, const Saved& sv) {
+  // Acknowledged positions move this file's checkpoint entry (written by the flusher).
+  uint64_t key = f.key;
+  f.window = std::make_unique<AckWindow<Pos>>(Pos{sv.offset, sv.tail}, [this, key](const Pos& p) {
+    std::lock_guard lk(state_mu_);
+    auto it = state_.find(key);
+    if (it == state_.end()) return;
+    it->second.offset = p.offset;
+    it->second.tail = p.tail;
+    ctx_.checkpoints->mark_dirty(ctx_.id);
+  });
+  std::lock_guard lk(state_mu_);
+  save_locked(key, sv);
+}
+
 void FileSource::save_locked(uint64_t key, const Saved& s) {
   state_[key] = s;
   ctx_.checkpoints->mark_dirty(ctx_.id);
@@ -201,20 +216,7 @@ bool FileSource::track(const std::string& path, int fd, const struct stat& st, u
   f->decoder = make_line_decoder(cfg_.decode, m_);
   Saved sv{path, static_cast<uint64_t>(st.st_dev), static_cast<uint64_t>(st.st_ino), start,
            f->emitted_tail, f->fp, 0};
-  Tailed* raw = f.get();
-  (void)raw;
-  f->window = std::make_unique<AckWindow<Pos>>(Pos{start, f->emitted_tail}, [this, key](const Pos& p) {
-    std::lock_guard lk(state_mu_);
-    auto it = state_.find(key);
-    if (it == state_.end()) return;
-    it->second.offset = p.offset;
-    it->second.tail = p.tail;
-    ctx_.checkpoints->mark_dirty(ctx_.id);
-  });
-  {
-    std::lock_guard lk(state_mu_);
-    save_locked(key, sv);
-  }
+  start_window(*f, sv);
   spdlog::info("[{}] {} {} from offset {}", ctx_.id, drain_only ? "finishing (rotated while stopped)" : "watching",
                path, start);
   files_[key] = std::move(f);
@@ -706,6 +708,13 @@ void FileSource::check_rotation(Tailed& f) {
       f.partial.clear();
       f.emitted_tail = 0;
       f.fp = fingerprint_fd(f.fd, static_cast<uint32_t>(cfg_.fingerprint_bytes)).value_or(Fingerprint{});
+      // The checkpoint describes the new generation from now on (its fingerprint too, so a copy
+      // of it can be recognised after a restart).
+      std::lock_guard lk(state_mu_);
+      if (auto s = state_.find(f.key); s != state_.end()) {
+        s->second.fp = f.fp;
+        ctx_.checkpoints->mark_dirty(ctx_.id);
+      }
     } else if (f.fp.len < cfg_.fingerprint_bytes && size > f.fp.len) {
       // (f) a short file keeps its identity as it grows; its fingerprint grows with it.
       f.fp = fingerprint_fd(f.fd, static_cast<uint32_t>(cfg_.fingerprint_bytes)).value_or(f.fp);
@@ -772,18 +781,8 @@ bool FileSource::decide(Tailed& f) {
   f.undecided = false;
   f.offset = f.line_start = start;
   f.emitted_tail = tail_hash(f.fd, start).value_or(0);
-  uint64_t key = f.key;
-  f.window = std::make_unique<AckWindow<Pos>>(Pos{start, f.emitted_tail}, [this, key](const Pos& p) {
-    std::lock_guard lk(state_mu_);
-    auto it = state_.find(key);
-    if (it == state_.end()) return;
-    it->second.offset = p.offset;
-    it->second.tail = p.tail;
-    ctx_.checkpoints->mark_dirty(ctx_.id);
-  });
-  std::lock_guard lk(state_mu_);
-  save_locked(key, Saved{f.path, static_cast<uint64_t>(f.dev), static_cast<uint64_t>(f.ino), start,
-                         f.emitted_tail, f.fp, 0});
+  start_window(f, Saved{f.path, static_cast<uint64_t>(f.dev), static_cast<uint64_t>(f.ino), start,
+                        f.emitted_tail, f.fp, 0});
   return true;
 }
 

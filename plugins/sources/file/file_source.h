@@ -78,6 +78,8 @@ class FileSource : public Source {
   void restat_closed();
   void abandon(Tailed& f, const char* why);
   void save_locked(uint64_t key, const Saved& s);
+  /// A new acknowledgement window at `sv` and the file's checkpoint entry.
+  void start_window(Tailed& f, const Saved& sv);
   std::string serialize_locked() const;
   awaitable<bool> emit(Tailed& f, Fanout& out, EventBatch&& batch, uint64_t end_offset);
   int open_count() const;
