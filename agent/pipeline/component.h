@@ -47,13 +47,6 @@ class Fanout {
     for (auto& o : outs_) o.ch->producer_done();
   }
   size_t size() const { return outs_.size(); }
-  /// True when every blocking consumer has room for `bytes` more (a hint for receivers that
-  /// prefer answering "busy" to holding a request).
-  bool has_room(size_t bytes) const {
-    for (auto& o : outs_)
-      if (!o.drop && o.ch->bytes() > 0 && o.ch->bytes() + bytes > o.ch->max_bytes()) return false;
-    return true;
-  }
 
  private:
   struct Out {
