@@ -62,17 +62,16 @@ std::string basename_of(const std::string& p) {
 }
 // logrotate names: app.log -> app.log.1, app.log-20261127, app.1.log; same directory.
 bool looks_like_rotation_of(const std::string& copy, const std::string& live) {
+  // logrotate names: app.log -> app.log.1, app.log-20261127 (same directory, original + suffix).
   if (copy == live || dirname_of(copy) != dirname_of(live)) return false;
   std::string a = basename_of(copy), b = basename_of(live);
-  if (a.size() > b.size() && a.compare(0, b.size(), b) == 0) return true;
-  size_t dot = b.find('.');
-  std::string stem = dot == std::string::npos ? b : b.substr(0, dot);
-  return !stem.empty() && a.size() > stem.size() && a.compare(0, stem.size(), stem) == 0;
+  return a.size() > b.size() && a.compare(0, b.size(), b) == 0;
 }
 }  // namespace
 
 struct FileSource::Tailed {
   std::string path;
+  std::string first_path;  // the name it had when first seen (copies are named after it)
   uint64_t key = 0;
   dev_t dev = 0;
   ino_t ino = 0;
@@ -178,12 +177,13 @@ std::string FileSource::serialize_locked() const {
 void FileSource::start_window(Tailed& f, const Saved& sv) {
   // Acknowledged positions move this file's checkpoint entry (written by the flusher).
   uint64_t key = f.key;
-  f.window = std::make_unique<AckWindow<Pos>>(Pos{sv.offset, sv.tail}, [this, key](const Pos& p) {
+  f.window = std::make_unique<AckWindow<Pos>>(Pos{sv.offset, sv.tail, sv.fp}, [this, key](const Pos& p) {
     std::lock_guard lk(state_mu_);
     auto it = state_.find(key);
     if (it == state_.end()) return;
     it->second.offset = p.offset;
     it->second.tail = p.tail;
+    it->second.fp = p.fp;  // one generation: offset, tail and fingerprint move together
     ctx_.checkpoints->mark_dirty(ctx_.id);
   });
   std::lock_guard lk(state_mu_);
@@ -200,6 +200,7 @@ bool FileSource::track(const std::string& path, int fd, const struct stat& st, u
   uint64_t key = identity(st.st_dev, st.st_ino);
   auto f = std::make_unique<Tailed>();
   f->path = path;
+  f->first_path = path;
   f->key = key;
   f->dev = st.st_dev;
   f->ino = st.st_ino;
@@ -245,7 +246,8 @@ uint64_t FileSource::start_offset_for_new(const std::string& path, int fd, uint6
   //    names (two unrelated files with the same header stay two files).
   for (auto& [k, live] : files_) {
     if (live->line_start == 0 || live->line_start > size || live->fp.len == 0) continue;
-    if (!looks_like_rotation_of(path, live->path)) continue;
+    if (!looks_like_rotation_of(path, live->path) && !looks_like_rotation_of(path, live->first_path))
+      continue;
     auto h = hash_prefix(fd, live->fp.len);
     if (!h || *h != live->fp.hash) continue;
     auto t = tail_hash(fd, live->line_start);
@@ -534,7 +536,9 @@ awaitable<bool> FileSource::emit(Tailed& f, Fanout& out, EventBatch&& batch, uin
   m_.received_events.inc(batch.size());
   m_.received_bytes.inc(batch.text_bytes());
   uint64_t tail = f.fd >= 0 ? tail_hash(f.fd, end_offset).value_or(0) : 0;
-  AckHandle ack = f.window->add(Pos{end_offset, tail});
+  if (f.fd >= 0 && f.fp.len < cfg_.fingerprint_bytes)
+    f.fp = fingerprint_fd(f.fd, static_cast<uint32_t>(cfg_.fingerprint_bytes)).value_or(f.fp);
+  AckHandle ack = f.window->add(Pos{end_offset, tail, f.fp});
   co_return co_await out.send(std::move(batch), std::move(ack));
 }
 
@@ -677,11 +681,8 @@ awaitable<size_t> FileSource::read_some(Tailed& f, Fanout& out, bool& stopped) {
   if (total > 0) {
     if (f.line_start != 0) f.emitted_tail = tail_hash(f.fd, f.line_start).value_or(0);
     // (f) a short file's fingerprint grows with it (a copy of it must be recognisable).
-    if (f.fp.len < cfg_.fingerprint_bytes) {
+    if (f.fp.len < cfg_.fingerprint_bytes)
       f.fp = fingerprint_fd(f.fd, static_cast<uint32_t>(cfg_.fingerprint_bytes)).value_or(f.fp);
-      std::lock_guard lk(state_mu_);
-      if (auto s = state_.find(f.key); s != state_.end()) s->second.fp = f.fp;
-    }
   }
   if (!co_await flush()) stopped = true;
   f.last_read = total;
@@ -708,18 +709,11 @@ void FileSource::check_rotation(Tailed& f) {
       f.partial.clear();
       f.emitted_tail = 0;
       f.fp = fingerprint_fd(f.fd, static_cast<uint32_t>(cfg_.fingerprint_bytes)).value_or(Fingerprint{});
-      // The checkpoint describes the new generation from now on (its fingerprint too, so a copy
-      // of it can be recognised after a restart).
-      std::lock_guard lk(state_mu_);
-      if (auto s = state_.find(f.key); s != state_.end()) {
-        s->second.fp = f.fp;
-        ctx_.checkpoints->mark_dirty(ctx_.id);
-      }
+      // The checkpoint entry keeps describing the old generation (offset and fingerprint) until
+      // a position of the new one is acknowledged: each position carries its fingerprint.
     } else if (f.fp.len < cfg_.fingerprint_bytes && size > f.fp.len) {
       // (f) a short file keeps its identity as it grows; its fingerprint grows with it.
       f.fp = fingerprint_fd(f.fd, static_cast<uint32_t>(cfg_.fingerprint_bytes)).value_or(f.fp);
-      std::lock_guard lk(state_mu_);
-      if (auto s = state_.find(f.key); s != state_.end()) s->second.fp = f.fp;
     }
     f.last_size = size;
   }
@@ -762,7 +756,7 @@ bool FileSource::postpone_new(const std::string& path, const struct stat& st) {
   uint64_t key = identity(st.st_dev, st.st_ino);
   for (auto& [k, live] : files_)
     if (k != key && !live->undecided && size < live->line_start &&
-        looks_like_rotation_of(path, live->path))
+        (looks_like_rotation_of(path, live->path) || looks_like_rotation_of(path, live->first_path)))
       return true;
   auto recent = Clock::now() - std::chrono::seconds(1);
   for (auto& r : retired_)
@@ -778,6 +772,8 @@ bool FileSource::decide(Tailed& f) {
     return false;
   }
   uint64_t start = start_offset_for_new(f.path, f.fd, static_cast<uint64_t>(st.st_size), false);
+  spdlog::info("[{}] {} (held while it may have been a copy in progress) starts at offset {}",
+               ctx_.id, f.path, start);
   f.undecided = false;
   f.offset = f.line_start = start;
   f.emitted_tail = tail_hash(f.fd, start).value_or(0);
@@ -822,7 +818,7 @@ awaitable<void> FileSource::run(Fanout& out) {
         });
     if (watcher_->open()) {
       for (auto& g : cfg_.include) watcher_->watch_dir(glob_static_dir(g));
-      asio::co_spawn(ctx_.executor, watcher_->run(), asio::detached);
+      watcher_->start();
     } else {
       watcher_.reset();
     }

@@ -39,6 +39,7 @@ class FileSource : public Source {
   struct Pos {
     uint64_t offset = 0;
     uint64_t tail = 0;
+    Fingerprint fp;  ///< of the generation the offset belongs to
   };
 
  private:

@@ -13,9 +13,15 @@
 namespace logship {
 
 InotifyWatcher::InotifyWatcher(Executor ex, ComponentMetrics& m, Callback on_change)
-    : ex_(std::move(ex)), m_(m), on_change_(std::move(on_change)) {}
+    : ex_(ex), strand_(asio::make_strand(ex)), m_(m), on_change_(std::move(on_change)) {}
 
-InotifyWatcher::~InotifyWatcher() { close(); }
+// Destroyed after the io_context stopped running: nothing else touches the members then.
+InotifyWatcher::~InotifyWatcher() {
+  if (sd_) {
+    boost::system::error_code ec;
+    sd_->close(ec);
+  }
+}
 
 bool InotifyWatcher::open() {
   int fd = ::inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
@@ -29,12 +35,18 @@ bool InotifyWatcher::open() {
                                            : ""));
     return false;
   }
-  sd_ = std::make_unique<asio::posix::stream_descriptor>(ex_, fd);
+  sd_ = std::make_unique<asio::posix::stream_descriptor>(strand_, fd);
   return true;
 }
 
+void InotifyWatcher::start() { asio::co_spawn(strand_, run(), asio::detached); }
+
 void InotifyWatcher::watch_dir(const std::string& dir) {
-  if (!sd_ || by_dir_.count(dir)) return;
+  asio::post(strand_, [this, dir] { add_watch(dir); });
+}
+
+void InotifyWatcher::add_watch(const std::string& dir) {
+  if (!sd_ || !sd_->is_open() || by_dir_.count(dir)) return;
   int wd = ::inotify_add_watch(sd_->native_handle(), dir.c_str(),
                                IN_MODIFY | IN_CREATE | IN_MOVED_TO | IN_MOVED_FROM | IN_DELETE |
                                    IN_CLOSE_WRITE | IN_ATTRIB | IN_DELETE_SELF | IN_MOVE_SELF);
@@ -61,7 +73,7 @@ awaitable<void> InotifyWatcher::run() {
     boost::system::error_code ec;
     co_await sd_->async_wait(asio::posix::stream_descriptor::wait_read,
                              asio::redirect_error(asio::use_awaitable, ec));
-    if (ec || !sd_ || !sd_->is_open()) co_return;
+    if (ec || !sd_->is_open()) co_return;
     for (;;) {
       ssize_t n = ::read(sd_->native_handle(), buf, sizeof buf);
       if (n <= 0) break;
@@ -113,11 +125,12 @@ awaitable<void> InotifyWatcher::run() {
 }
 
 void InotifyWatcher::close() {
-  if (sd_) {
-    boost::system::error_code ec;
-    sd_->close(ec);
-    sd_.reset();
-  }
+  asio::post(strand_, [this] {
+    if (sd_) {
+      boost::system::error_code ec;
+      sd_->close(ec);  // the pending wait completes with an error and run() returns
+    }
+  });
 }
 
 }  // namespace logship

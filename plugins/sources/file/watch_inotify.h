@@ -30,13 +30,17 @@ class InotifyWatcher {
   bool open();
   /// Adds a directory (idempotent). Errors are logged once with the sysctl to raise.
   void watch_dir(const std::string& dir);
-  /// Reads events until close().
-  awaitable<void> run();
+  /// Starts reading events (on the watcher's strand) until close().
+  void start();
+  /// Stops reading; safe from any thread (runs on the strand).
   void close();
-  bool active() const { return sd_ != nullptr; }
 
  private:
+  awaitable<void> run();
+  void add_watch(const std::string& dir);
   Executor ex_;
+  /// Every member below is touched only on this strand: the pool has several threads.
+  asio::strand<Executor> strand_;
   ComponentMetrics& m_;
   Callback on_change_;
   std::map<uint32_t, std::string> moving_;  // MOVED_FROM cookie -> old path
