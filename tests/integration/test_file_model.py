@@ -11,11 +11,12 @@ import os
 import random
 import shutil
 import sys
+import tempfile
 import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
-from filetail import Harness, SOURCE_ID, describe_gaps, kill_dup_bound, line  # noqa: E402
+from filetail import Harness, SOURCE_ID, describe_gaps, kill_dup_bound, line, parse  # noqa: E402
 from lib import wait_for  # noqa: E402
 
 HEADER = "".join(f"# shared header {i:02d} ...................................................\n"
@@ -52,6 +53,10 @@ class Model:
             self.fail(f"lines of {name} not delivered: {describe_gaps(need, self.h.counts())}")
 
     def fail(self, msg):
+        dump = os.path.join(tempfile.gettempdir(), f"logship-model{self.seed}-failure.txt")
+        with open(dump, "w") as f:
+            f.write(f"{msg}\nops: {self.ops}\n--- log ---\n{self.h.all_logs()}")
+        print(f"full ops and log: {dump}")
         self.tc.fail(f"seed {self.seed}: {msg}\nlast ops: {self.ops[-25:]}\n--- log ---\n{self.h.all_logs()[-3000:]}")
 
     # --- operations ------------------------------------------------------------------------------
@@ -70,6 +75,7 @@ class Model:
         name = name or self.rnd.choice(sorted(self.files))
         k = self.rnd.choice([1, 3, 10, 50, 200, 1000])
         keys, text = [], []
+        first = self.next_seq
         for _ in range(k):
             key = ("m", self.next_seq)
             self.next_seq += 1
@@ -79,7 +85,7 @@ class Model:
             f.write("".join(text))
         self.files[name] += keys
         self.expected.update(keys)
-        return f"write {name} {k}"
+        return f"write {name} {k} @{first}"
 
     def active(self):
         return sorted(n for n in self.files if n.endswith(".log"))
@@ -197,8 +203,11 @@ class Model:
         dups = sum(n - 1 for n in got.values() if n > 1)
         extra = [k for k in got if k not in self.expected]
         if extra or dups > bound:
+            dup_keys = {k for k, n in got.items() if n > 1}
+            where = [(e.get("source"), e.get("event", "")[:24]) for e in self.h.events()
+                     if isinstance(e.get("event"), str) and parse([e]).keys() & dup_keys][:12]
             self.fail(f"duplicates {dups} (bound {bound} for {self.kills} kill -9): "
-                      f"{describe_gaps(self.expected, got)}")
+                      f"{describe_gaps(self.expected, got)}\nduplicated events' sources: {where}")
         return dups
 
 

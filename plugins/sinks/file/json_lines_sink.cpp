@@ -77,7 +77,13 @@ awaitable<void> JsonLinesSink::run(BatchChannel& in) {
       const EventBatch& b = *ref.batch;
       for (const Event& e : b.events()) {
         HecMetadata md{b.meta(e.host), b.meta(e.source), b.meta(e.sourcetype), b.meta(e.index)};
+        size_t at = buf.size();
         replaced += HecEncoder::encode_envelope(buf, b, e, md);
+        // An embedded JSON value may be pretty-printed; raw CR/LF can only be insignificant
+        // whitespace there (JSON strings escape them), so they become spaces: one line each.
+        if (e.flags & Event::kJsonValue)
+          for (size_t i = at; i < buf.size(); ++i)
+            if (buf[i] == '\n' || buf[i] == '\r') buf[i] = ' ';
         buf += '\n';
       }
       events += b.size();

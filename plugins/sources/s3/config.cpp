@@ -1,0 +1,108 @@
+#include "plugins/sources/s3/config.h"
+
+#include "agent/config/config.h"
+#include "agent/core/secret.h"
+#include "plugins/sources/file/decode_timestamp.h"
+
+namespace logship {
+
+bool S3CredentialsConfig::any() const {
+  return !access_key_id.empty() || secret_access_key || session_token || !profile.empty() ||
+         !role_arn.empty();
+}
+
+S3SourceConfig S3SourceConfig::parse(ConfigNode& cfg) {
+  S3SourceConfig c;
+  c.mode = cfg.choice("mode", std::nullopt, {"poll", "sqs"});
+  if (c.mode == "sqs")
+    cfg.fail("mode", "mode: sqs (S3 event notifications through SQS) is not available in this "
+                     "version; use mode: poll");
+  c.bucket = cfg.str("bucket");
+  if (c.bucket.empty() || c.bucket.size() > 255 || c.bucket.find('/') != std::string::npos)
+    cfg.fail("bucket", "bucket must be a bucket name (no '/', at most 255 characters)");
+  cfg.touch("queue_url");
+  if (cfg.has("queue_url")) cfg.fail("queue_url", "queue_url is only used with mode: sqs");
+  c.prefix = cfg.list("prefix", std::vector<std::string>{""});
+  if (c.prefix.empty()) c.prefix.push_back("");
+  for (auto& p : c.prefix)
+    if (p.size() > 1024) cfg.fail("prefix", "a prefix is at most 1024 bytes (S3's key limit)");
+  c.key_include = cfg.list("key_include", std::vector<std::string>{});
+  c.key_exclude = cfg.list("key_exclude", std::vector<std::string>{});
+  c.format = cfg.choice("format", std::nullopt, {"cloudtrail", "vpcflow", "ndjson", "lines"});
+  c.compression = cfg.choice("compression", "auto", {"auto", "gzip", "zstd", "none"});
+  c.region = cfg.str("region", std::string());
+  c.endpoint = cfg.str("endpoint", std::string());
+  if (!c.endpoint.empty() && c.endpoint.rfind("http://", 0) != 0 &&
+      c.endpoint.rfind("https://", 0) != 0)
+    cfg.fail("endpoint", "endpoint must be an http:// or https:// URL");
+  if (cfg.has("force_path_style")) c.force_path_style = cfg.boolean("force_path_style", false);
+  if (auto cr = cfg.map("credentials")) {
+    c.credentials.access_key_id = cr->str("access_key_id", std::string());
+    c.credentials.secret_access_key = cr->secret("secret_access_key", false);
+    c.credentials.session_token = cr->secret("session_token", false);
+    c.credentials.profile = cr->str("profile", std::string());
+    c.credentials.role_arn = cr->str("role_arn", std::string());
+    if (c.credentials.access_key_id.empty() != !c.credentials.secret_access_key)
+      cr->fail("", "credentials: access_key_id and secret_access_key go together");
+    if (c.credentials.session_token && c.credentials.access_key_id.empty())
+      cr->fail("session_token", "credentials: session_token needs access_key_id");
+    if (!c.credentials.profile.empty() && !c.credentials.access_key_id.empty())
+      cr->fail("profile", "credentials: give either keys or a profile, not both");
+    cr->finish();
+  }
+  c.poll_interval = cfg.duration("poll_interval", std::chrono::seconds(60));
+  if (c.poll_interval < std::chrono::milliseconds(100))
+    cfg.fail("poll_interval", "poll_interval must be at least 100ms");
+  if (auto s = cfg.opt_str("since")) {
+    int64_t ns = 0;
+    if (!decode::parse_rfc3339(*s, ns))
+      cfg.fail("since", "since must be an RFC 3339 time such as 2026-01-31T00:00:00Z");
+    c.since_ns = ns;
+  }
+  c.lookback = cfg.duration("lookback", std::chrono::hours(24));
+  if (c.lookback < std::chrono::minutes(1)) cfg.fail("lookback", "lookback must be at least 1m");
+  c.max_concurrent_objects = cfg.integer("max_concurrent_objects", 4, 1, 256);
+  c.max_object_bytes = cfg.size("max_object_bytes", 10ull << 30);
+  if (c.max_object_bytes < 1024) cfg.fail("max_object_bytes", "max_object_bytes must be at least 1KiB");
+  cfg.touch("visibility_timeout");
+  if (cfg.has("visibility_timeout"))
+    cfg.fail("visibility_timeout", "visibility_timeout is only used with mode: sqs");
+  c.indexed_fields = cfg.list("indexed_fields", std::vector<std::string>{});
+  if (!c.indexed_fields.empty() && c.format != "cloudtrail")
+    cfg.fail("indexed_fields", "indexed_fields applies to format: cloudtrail");
+  if (auto v = cfg.map("vpcflow")) {
+    c.vpc_emit_json = v->choice("emit", "raw", {"raw", "json"}) == "json";
+    v->finish();
+    if (c.format != "vpcflow") cfg.fail("vpcflow", "vpcflow options apply to format: vpcflow");
+  }
+  if (auto s = cfg.map("sse_c")) {
+    auto path = s->str("key_file");
+    std::string key;
+    try {
+      key = Secret::read_file(path);
+    } catch (const std::exception& e) {
+      s->fail("key_file", e.what());
+    }
+    if (key.size() != 32 && key.size() != 44)
+      s->fail("key_file", "the SSE-C key file must hold a 256-bit key: 32 raw bytes or 44 "
+                          "characters of base64");
+    c.sse_c_key = SecretStore::instance().add(std::move(key), path);
+    s->finish();
+  }
+  if (cfg.has("client_side_encryption"))
+    cfg.fail("client_side_encryption",
+             "client_side_encryption is not available in this version (S3 Encryption Client "
+             "objects come with the SQS/KMS issue)");
+  c.host = cfg.str("host", std::string());
+  c.sourcetype = cfg.str("sourcetype", c.format == "cloudtrail" ? std::string("aws:cloudtrail")
+                                       : c.format == "vpcflow"
+                                           ? std::string("aws:cloudwatchlogs:vpcflow")
+                                           : std::string());
+  c.index = cfg.str("index", std::string());
+  for (auto& g : c.key_include)
+    if (g.find("CloudTrail-Insight") != std::string::npos) c.include_insights = true;
+  cfg.finish();
+  return c;
+}
+
+}  // namespace logship

@@ -1,0 +1,49 @@
+#pragma once
+// `s3` source configuration (CONFIG.md "Source s3"). Parsing is pure: no file or network access
+// except reading `*_file` secrets.
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace logship {
+class ConfigNode;
+class Secret;
+
+struct S3CredentialsConfig {
+  std::string access_key_id;
+  std::shared_ptr<Secret> secret_access_key;  ///< or secret_access_key_file
+  std::shared_ptr<Secret> session_token;      ///< or session_token_file
+  std::string profile;
+  std::string role_arn;
+  bool any() const;
+};
+
+struct S3SourceConfig {
+  std::string mode;  ///< "poll" (the `sqs` mode comes with its own issue)
+  std::string bucket;
+  std::vector<std::string> prefix{""};
+  std::vector<std::string> key_include, key_exclude;
+  std::string format;              ///< cloudtrail | vpcflow | ndjson | lines
+  std::string compression = "auto";
+  std::string region;              ///< "" = AWS_REGION, then profile, then IMDS
+  std::string endpoint;            ///< "" = AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL, then AWS
+  std::optional<bool> force_path_style;
+  S3CredentialsConfig credentials;
+  std::chrono::nanoseconds poll_interval = std::chrono::seconds(60);
+  std::optional<int64_t> since_ns;  ///< objects last modified before are ignored
+  std::chrono::nanoseconds lookback = std::chrono::hours(24);
+  int64_t max_concurrent_objects = 4;
+  uint64_t max_object_bytes = 10ull << 30;
+  std::vector<std::string> indexed_fields;
+  bool vpc_emit_json = false;
+  std::shared_ptr<Secret> sse_c_key;  ///< sse_c.key_file: 32 raw bytes or base64 of them
+  std::string host, sourcetype, index;
+  bool include_insights = false;  ///< CloudTrail-Insight/ keys (skipped unless key_include asks)
+
+  static S3SourceConfig parse(ConfigNode& cfg);
+};
+
+}  // namespace logship

@@ -1,0 +1,309 @@
+"""The `s3` source (mode: poll) through the real binary against s3rver (S3 protocol) and
+@20minutes/s3rver (SigV4 verification), objects uploaded with the official @aws-sdk/client-s3:
+CloudTrail under the real key layout (digest files skipped), VPC flow v2 and custom formats (raw
+and typed JSON), late objects sorting before handled keys, corrupt/invalid objects marked failed,
+restart mid-bucket and mid-object, a wrong secret key, and a large object read in bounded memory.
+"""
+import collections
+import gzip
+import json
+import os
+import random
+import sys
+import time
+import unittest
+import zlib
+
+sys.path.insert(0, os.path.dirname(__file__))
+from lib import Logship, TempDir, free_port, metric, read_jsonl, wait_for, write_config  # noqa: E402
+from s3lib import (ACCOUNT, S3Server, clean_aws_env, ct_digest_key, ct_file, ct_key, ndjson_lines,  # noqa: E402
+                   vpc_custom_file, vpc_key, vpc_v2_file)
+
+NOW = int(time.time())
+DAY = tuple(time.gmtime(NOW)[:3])
+
+
+class Harness:
+    def __init__(self, tc, server, sources, sink=None, name="s3"):
+        self.tc = tc
+        self.tmp = TempDir(prefix=f"logship-{name}-")
+        tc.addCleanup(self.tmp.cleanup)
+        self.out = self.tmp.join("out.jsonl")
+        self.admin_port = free_port()
+        self.home = self.tmp.join("home")
+        os.makedirs(self.home)
+        srcs = {}
+        for sid, s in sources.items():
+            base = {"type": "s3", "mode": "poll", "bucket": "logs", "endpoint": server.endpoint,
+                    "region": "us-east-1", "poll_interval": "300ms",
+                    "credentials": {"access_key_id": "S3RVER", "secret_access_key": "S3RVER"}}
+            base.update(s)
+            srcs[sid] = base
+        self.cfg = {
+            "data_dir": self.tmp.join("data"),
+            "admin": {"address": f"127.0.0.1:{self.admin_port}"},
+            "sources": srcs,
+            "sinks": {"out": sink or {"type": "file", "inputs": list(srcs), "path": self.out}},
+        }
+        self.cfg_path = write_config(self.tmp.join("logship.yaml"), self.cfg)
+        self.proc = None
+        self.runs = 0
+        self.logs = []
+        self.env = clean_aws_env(self.home)
+
+    def start(self, env=None):
+        self.runs += 1
+        e = dict(self.env)
+        if env:
+            e.update(env)
+        # clean_aws_env already removed AWS_*: pass the whole environment explicitly.
+        self.proc = Logship(self.cfg_path, f"run{self.runs}")
+        self.proc.env = e
+        self.proc.start()
+        p = self.proc
+        self.tc.addCleanup(lambda: p.alive() and p.stop())
+        wait_for(lambda: self.metric("logship_up") is not None or not p.alive(), 30, "admin endpoint")
+        if not p.alive():
+            self.tc.fail(f"logship exited at start:\n{p.log()[-3000:]}")
+        return p
+
+    def stop(self, kill=False):
+        rc = self.proc.kill9() if kill else self.proc.stop()
+        self.logs.append(self.proc.log())
+        if not kill:
+            self.tc.assertEqual(rc, 0, self.proc.log()[-3000:])
+
+    def log(self):
+        return "\n".join(self.logs + ([self.proc.log()] if self.proc and self.proc.alive() else []))
+
+    def metric(self, name, **labels):
+        return metric(self.admin_port, name, **labels)
+
+    def wait(self, cond, timeout, what, interval=0.1):
+        try:
+            wait_for(cond, timeout, what, interval=interval)
+        except AssertionError as e:
+            per = collections.Counter(ev.get("source", "?").rsplit("/", 1)[-1] for ev in self.events())
+            self.tc.fail(f"{e}\nevents per object: {dict(per)}\n--- logship log ---\n{self.log()[-4000:]}")
+
+    def events(self):
+        return read_jsonl(self.out) if os.path.exists(self.out) else []
+
+
+def by_id(events, field):
+    c = collections.Counter()
+    for e in events:
+        ev = e.get("event")
+        if isinstance(ev, dict) and field in ev:
+            c[ev[field]] += 1
+    return c
+
+
+class CloudTrailAndVpc(unittest.TestCase):
+    def test_every_record_once_with_time_sourcetype_source(self):
+        """CloudTrail files (real layout, pretty and compact, a digest file), VPC v2 with NODATA and
+        SKIPDATA rows, a custom VPC format as typed JSON; then a late object whose key sorts before
+        the handled ones, a corrupt gzip and invalid JSON (marked failed, pipeline continues)."""
+        s3 = S3Server(self)
+        rnd = random.Random(5)
+        expect_ct = {}
+        objs = []
+        for i, stamp in enumerate(["0100", "0105", "0110", "0115"]):
+            n = [50, 700, 2000, 1][i]
+            body, ids = ct_file(rnd, f"f{i}", n, NOW - 3600 + i * 10, pretty=(i == 1))
+            objs.append((ct_key("us-east-1", DAY, stamp, f"a{i}"), body))
+            expect_ct.update(ids)
+        body, ids = ct_file(rnd, "w", 30, NOW - 1800)
+        objs.append((ct_key("eu-west-1", DAY, "0100", "w"), body))
+        expect_ct.update(ids)
+        objs.append((ct_digest_key("us-east-1", DAY, "0100"),
+                     gzip.compress(json.dumps({"awsAccountId": ACCOUNT, "digestStartTime": "x"}).encode())))
+        objs.append((vpc_key(DAY, "0100", "v1"), gzip.compress(vpc_v2_file(0, 500, NOW - 3000, nodata=2, skipdata=3))))
+        objs.append((vpc_key(DAY, "0105", "v2"), gzip.compress(vpc_v2_file(500, 300, NOW - 2000))))
+        objs.append(("custom/" + vpc_key(DAY, "0100", "c1"), gzip.compress(vpc_custom_file(10_000, 200, NOW - 1000))))
+        s3.put(objs)
+
+        h = Harness(self, s3, {
+            "ct": {"format": "cloudtrail", "prefix": f"AWSLogs/{ACCOUNT}/CloudTrail", "indexed_fields": ["eventName", "userIdentity.type", "readOnly"]},
+            "ctdigest": {"format": "cloudtrail", "prefix": f"AWSLogs/{ACCOUNT}/CloudTrail-Digest/"},
+            "vpc": {"format": "vpcflow", "prefix": f"AWSLogs/{ACCOUNT}/vpcflowlogs/"},
+            "vpcjson": {"format": "vpcflow", "prefix": "custom/", "vpcflow": {"emit": "json"}},
+        })
+        h.start()
+        n_vpc = 500 + 5 + 300
+        total = len(expect_ct) + n_vpc + 200
+        h.wait(lambda: len(h.events()) >= total, 20, f"{total} events")
+
+        evs = h.events()
+        ct = [e for e in evs if e.get("sourcetype") == "aws:cloudtrail"]
+        got = by_id(ct, "eventID")
+        self.assertEqual(set(got), set(expect_ct))
+        self.assertEqual(max(got.values()), 1, "a CloudTrail record arrived twice")
+        for e in ct:
+            self.assertAlmostEqual(e["time"], expect_ct[e["event"]["eventID"]], places=3)
+            self.assertTrue(e["source"].startswith(f"s3://logs/AWSLogs/{ACCOUNT}/CloudTrail/"), e["source"])
+            self.assertNotIn("CloudTrail-Digest", e["source"])
+            # indexed fields: string values only
+            self.assertEqual(e["fields"]["eventName"], e["event"]["eventName"])
+            self.assertEqual(e["fields"]["userIdentity.type"], "IAMUser")
+            self.assertNotIn("readOnly", e["fields"])
+        # the record text is the record as written (escapes and unicode intact)
+        self.assertEqual(ct[0]["event"]["requestParameters"]["key"], "reports/{2026}/[q4] é ü.csv")
+
+        vpc = [e for e in evs if e.get("sourcetype") == "aws:cloudwatchlogs:vpcflow" and isinstance(e["event"], str)]
+        self.assertEqual(len(vpc), n_vpc)
+        self.assertFalse([e for e in vpc if e["event"].startswith("version")], "the header was forwarded")
+        rows = collections.Counter(int(e["event"].split()[9]) for e in vpc if e["event"].endswith(" OK"))
+        self.assertEqual(set(rows), set(range(800)))
+        self.assertEqual(max(rows.values()), 1)
+        self.assertEqual(sum(1 for e in vpc if e["event"].endswith("NODATA")), 2)
+        self.assertEqual(sum(1 for e in vpc if e["event"].endswith("SKIPDATA")), 3)
+        first = next(e for e in vpc if e["event"].split()[9] == "0")
+        self.assertEqual(first["time"], NOW - 3000)
+        h.wait(lambda: h.metric("logship_s3_vpcflow_skipdata_rows_total", component_id="vpc") == 3, 10, "skipdata metric")
+
+        js = [e for e in evs if isinstance(e.get("event"), dict) and "vpc-id" in e["event"]]
+        self.assertEqual(len(js), 200)
+        j0 = min(js, key=lambda e: e["event"]["bytes"])["event"]
+        self.assertEqual(j0["bytes"], 10_000)
+        self.assertEqual(j0["srcport"], 443)
+        self.assertEqual(j0["vpc-id"], "vpc-0abc")
+        self.assertEqual(j0["log-status"], "OK")
+
+        # A late object whose key sorts before everything handled: still found (within lookback).
+        body, late_ids = ct_file(rnd, "late", 40, NOW - 7200)
+        # A corrupt gzip, and a CloudTrail file with invalid JSON after two good records.
+        good2 = json.dumps({"Records": [{"eventID": "bad-0", "eventTime": "2026-01-01T00:00:00Z"},
+                                        {"eventID": "bad-1", "eventTime": "2026-01-01T00:00:00Z"}]})
+        invalid = good2[:-2] + ',{"eventID": "bad-2", oops}]}'
+        gz = gzip.compress(b'{"Records":[' + b'{"eventID":"x"},' * 1000 + b'{}]}')
+        corrupt = gz[:40] + bytes(b ^ 0x5A for b in gz[40:80]) + gz[80:]
+        s3.put([(ct_key("us-east-1", DAY, "0000", "late"), body),
+                (ct_key("us-east-1", DAY, "0001", "corrupt"), corrupt),
+                (ct_key("us-east-1", DAY, "0002", "invalid"), gzip.compress(invalid.encode()))])
+        h.wait(lambda: set(late_ids) <= set(by_id(h.events(), "eventID")), 30, "late object's records")
+        h.wait(lambda: h.metric("logship_s3_objects_total", component_id="ct", status="failed") == 2, 30,
+                 "two failed objects")
+        # records emitted before the invalid one were delivered once; nothing after it
+        got = by_id(h.events(), "eventID")
+        self.assertEqual(got.get("bad-0"), 1)
+        self.assertEqual(got.get("bad-1"), 1)
+        self.assertNotIn("bad-2", got)
+        log = h.proc.log()
+        self.assertIn("_0001Z_corrupt.json.gz failed", log.replace("T0001Z", "_0001Z"))
+        self.assertIn("invalid", log)
+        # Restart: failed objects stay failed (final), nothing is read again.
+        n_before = len(h.events())
+        h.stop()
+        with open(os.path.join(h.cfg["data_dir"], "checkpoints", "ct.json")) as f:
+            state = json.loads(f.read().split("\n", 1)[0])  # the state, then an end marker line
+        reasons = {f["key"].rsplit("_", 1)[-1]: f["reason"] for f in state["failed"]}
+        self.assertIn("corrupt.json.gz", reasons)
+        self.assertIn("invalid.json.gz", reasons)
+        self.assertIn("gzip", reasons["corrupt.json.gz"])
+        h.start()
+        time.sleep(2.0)
+        h.stop()
+        self.assertEqual(len(h.events()), n_before, "objects were read again after a restart")
+        self.assertIn(h.metric("logship_s3_objects_total", component_id="ct", status="failed"), (None, 0))
+
+
+class Restart(unittest.TestCase):
+    def test_restart_mid_bucket_and_mid_object(self):
+        """SIGTERM while a large object and many small ones are being read, then a restart:
+        every line arrives, none twice (finished records are never re-sent)."""
+        s3 = S3Server(self)
+        objs = []
+        n_small = 40
+        for i in range(n_small):
+            objs.append((f"app/2026/small-{i:03d}.ndjson.gz", gzip.compress(ndjson_lines(i * 1000, 1000), 1)))
+        big_n = 400_000
+        objs.append(("app/2026/big.ndjson.gz", gzip.compress(ndjson_lines(1_000_000, big_n), 1)))
+        s3.put(objs)
+        h = Harness(self, s3, {"app": {"format": "ndjson", "prefix": "app/", "max_concurrent_objects": 2}})
+        expected = set(range(n_small * 1000)) | set(range(1_000_000, 1_000_000 + big_n))
+        size = lambda: os.path.getsize(h.out) if os.path.exists(h.out) else 0  # noqa: E731
+        for attempt in range(3):  # three stops, each while the big object is being read
+            h.start()
+            target = (attempt + 1) * 4_000_000
+            h.wait(lambda: size() > target, 60, f"output beyond {target} bytes", interval=0.02)
+            h.stop()
+        self.assertIn("resuming", "\n".join(h.logs))
+        h.start()
+        h.wait(lambda: len(h.events()) >= len(expected), 90, "every line")
+        time.sleep(1.0)
+        h.stop()
+        c = collections.Counter(e["event"]["seq"] for e in h.events())
+        self.assertEqual(set(c), expected)
+        dups = {k: n for k, n in c.items() if n > 1}
+        self.assertEqual(len(dups), 0, f"{len(dups)} lines re-sent after SIGTERM + restart")
+
+    def test_large_object_bounded_memory(self):
+        """A 1 GiB (decompressed) ndjson.gz object: every line arrives, peak RSS stays bounded."""
+        s3 = S3Server(self)
+        tmp = TempDir(prefix="logship-s3big-")
+        self.addCleanup(tmp.cleanup)
+        path = tmp.join("big.ndjson.gz")
+        block = ndjson_lines(0, 8192, pad=100)  # ~ 1 MiB of lines
+        reps = (1 << 30) // len(block) + 1
+        comp = zlib.compressobj(1, zlib.DEFLATED, 31)
+        with open(path, "wb") as f:
+            for _ in range(reps):
+                f.write(comp.compress(block))
+            f.write(comp.flush())
+        s3.put_file("big/one.ndjson.gz", path)
+        h = Harness(self, s3, {"big": {"format": "ndjson", "prefix": "big/"}},
+                    sink={"type": "blackhole", "inputs": ["big"]})
+        h.start()
+        lines = reps * 8192
+        peak = 0
+
+        def done():
+            nonlocal peak
+            try:
+                with open(f"/proc/{h.proc.proc.pid}/status") as f:
+                    for ln in f:
+                        if ln.startswith("VmHWM:"):
+                            peak = int(ln.split()[1]) // 1024
+            except OSError:
+                pass
+            return (h.metric("logship_component_received_events_total", component_id="big") or 0) >= lines
+        wait_for(done, 300, f"{lines} lines", interval=0.5)
+        h.wait(lambda: h.metric("logship_s3_objects_total", component_id="big", status="done") == 1, 60, "object done")
+        dec = h.metric("logship_s3_decompressed_bytes_total", component_id="big")
+        print(f"1 GiB object: {lines} lines, {dec / 2**20:.0f} MiB decompressed, peak RSS {peak} MiB")
+        self.assertGreaterEqual(dec, 1 << 30)
+        self.assertLess(peak, 200, "memory grew with the object")
+        h.stop()
+
+
+class Signatures(unittest.TestCase):
+    def test_wrong_secret_key_is_a_clear_error_and_right_one_works(self):
+        """@20minutes/s3rver verifies SigV4: a wrong secret gives an error naming bucket and key;
+        credentials from the environment (the default chain) sign correctly."""
+        s3 = S3Server(self, signed=True)
+        body, ids = ct_file(random.Random(1), "sig", 20, NOW - 600)
+        key = ct_key("us-east-1", DAY, "0100", "sig")
+        s3.put([(key, body)])
+        h = Harness(self, s3, {"ct": {"format": "cloudtrail", "prefix": "AWSLogs/",
+                                      "credentials": {"access_key_id": "S3RVER", "secret_access_key": "WRONG"}}})
+        h.start()
+        h.wait(lambda: "SignatureDoesNotMatch" in h.proc.log() or "403" in h.proc.log(), 20, "signature error")
+        h.stop()
+        log = h.logs[-1]
+        self.assertIn("listing s3://logs/AWSLogs/: HTTP 403 SignatureDoesNotMatch", log)
+        self.assertIn("check the access key id and secret access key", log)
+        self.assertNotIn("WRONG", log)
+        self.assertEqual(h.events(), [])
+        # The default chain, from the environment.
+        del h.cfg["sources"]["ct"]["credentials"]
+        write_config(h.cfg_path, h.cfg)
+        h.start(env={"AWS_ACCESS_KEY_ID": "S3RVER", "AWS_SECRET_ACCESS_KEY": "S3RVER"})
+        h.wait(lambda: len(h.events()) >= 20, 30, "records signed with environment credentials")
+        h.stop()
+        self.assertEqual(set(by_id(h.events(), "eventID")), set(ids))
+        self.assertIn("AWS credentials from environment", h.logs[-1])
+
+
+if __name__ == "__main__":
+    unittest.main()
