@@ -34,19 +34,32 @@ std::string clip(std::string_view s, size_t max = 300) {
 
 std::string code_for_status(long status) {
   switch (status) {
-    case 400: return "BadRequest";
-    case 401: return "Unauthorized";
-    case 403: return "Forbidden";
-    case 404: return "NotFound";
-    case 409: return "Conflict";
-    case 412: return "PreconditionFailed";
-    case 416: return "InvalidRange";
-    case 429: return "TooManyRequests";
-    case 500: return "InternalError";
-    case 502: return "BadGateway";
-    case 503: return "ServiceUnavailable";
-    case 504: return "GatewayTimeout";
-    default: return "HTTP" + std::to_string(status);
+    case 400:
+      return "BadRequest";
+    case 401:
+      return "Unauthorized";
+    case 403:
+      return "Forbidden";
+    case 404:
+      return "NotFound";
+    case 409:
+      return "Conflict";
+    case 412:
+      return "PreconditionFailed";
+    case 416:
+      return "InvalidRange";
+    case 429:
+      return "TooManyRequests";
+    case 500:
+      return "InternalError";
+    case 502:
+      return "BadGateway";
+    case 503:
+      return "ServiceUnavailable";
+    case 504:
+      return "GatewayTimeout";
+    default:
+      return "HTTP" + std::to_string(status);
   }
 }
 
@@ -136,13 +149,22 @@ std::optional<AwsError> parse_aws_error(const HttpResponse& r) {
 
 bool retryable(const AwsError& e) {
   if (e.status == 0) return true;  // connection refused/reset, timeout
-  static constexpr std::string_view kCodes[] = {
-      "SlowDown",          "Throttling",           "ThrottlingException",
-      "ThrottledException", "RequestLimitExceeded", "TooManyRequestsException",
-      "RequestThrottled",  "RequestThrottledException", "ProvisionedThroughputExceededException",
-      "InternalError",     "InternalFailure",      "ServiceUnavailable",
-      "RequestTimeout",    "RequestTimeoutException", "KMSInternalException",
-      "EC2ThrottledException"};
+  static constexpr std::string_view kCodes[] = {"SlowDown",
+                                                "Throttling",
+                                                "ThrottlingException",
+                                                "ThrottledException",
+                                                "RequestLimitExceeded",
+                                                "TooManyRequestsException",
+                                                "RequestThrottled",
+                                                "RequestThrottledException",
+                                                "ProvisionedThroughputExceededException",
+                                                "InternalError",
+                                                "InternalFailure",
+                                                "ServiceUnavailable",
+                                                "RequestTimeout",
+                                                "RequestTimeoutException",
+                                                "KMSInternalException",
+                                                "EC2ThrottledException"};
   for (std::string_view c : kCodes)
     if (e.code == c) return true;
   return e.status == 429 || e.status == 500 || e.status == 502 || e.status == 503 ||

@@ -21,8 +21,8 @@ namespace logship::aws {
 
 /// An error answer of an AWS service. Contains no request data (no header, no secret).
 struct AwsError {
-  long status = 0;  ///< HTTP status (0: transport error, then `message` is the curl text)
-  std::string code;        ///< "NoSuchKey", "SlowDown", "ThrottlingException", …
+  long status = 0;   ///< HTTP status (0: transport error, then `message` is the curl text)
+  std::string code;  ///< "NoSuchKey", "SlowDown", "ThrottlingException", …
   std::string message;
   std::string request_id;
   /// "AccessDenied: Access Denied (HTTP 403, request id X)".

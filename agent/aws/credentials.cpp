@@ -138,7 +138,9 @@ struct Attempt {
   std::string why;
 };
 
-Attempt failed(std::string why) { return Attempt{std::nullopt, std::move(why)}; }
+Attempt failed(std::string why) {
+  return Attempt{std::nullopt, std::move(why)};
+}
 
 std::string http_problem(const HttpResponse& r) {
   if (r.transport_error()) return clip(r.error);
@@ -274,10 +276,11 @@ awaitable<Attempt> from_web_identity_env(HttpClient& http, const std::string& re
   std::string file = env("AWS_WEB_IDENTITY_TOKEN_FILE"), role = env("AWS_ROLE_ARN");
   if (file.empty()) co_return failed("AWS_WEB_IDENTITY_TOKEN_FILE not set");
   if (role.empty()) co_return failed("AWS_WEB_IDENTITY_TOKEN_FILE set without AWS_ROLE_ARN");
-  std::string why;
+  // Named arguments only: g++ 12 mis-destroys temporaries inside co_await expressions.
+  std::string why, session = env("AWS_ROLE_SESSION_NAME");
   try {
-    co_return Attempt{co_await web_identity(http, region, file, role, env("AWS_ROLE_SESSION_NAME")),
-                      {}};
+    Credentials c = co_await web_identity(http, region, file, role, session);
+    co_return Attempt{std::move(c), {}};
   } catch (const std::exception& e) {
     why = e.what();
   }
@@ -293,6 +296,8 @@ awaitable<Attempt> from_ecs(HttpClient& http) {
   req.method = "GET";
   req.url = url;
   req.timeout = kMetadataTimeout;
+  req.connect_timeout = std::chrono::milliseconds(1000);
+  req.no_proxy = true;  // link-local metadata endpoints never go through a proxy
   std::string token;
   if (std::string f = env("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE"); !f.empty()) {
     auto t = read_text(f);
@@ -317,6 +322,8 @@ awaitable<std::string> imds_token(HttpClient& http, const std::string& base) {
   req.method = "PUT";
   req.url = base + "/latest/api/token";
   req.timeout = kMetadataTimeout;
+  req.connect_timeout = std::chrono::milliseconds(1000);
+  req.no_proxy = true;  // link-local metadata endpoints never go through a proxy
   req.headers = {{"X-aws-ec2-metadata-token-ttl-seconds", "21600"}};
   HttpResponse resp = co_await http.send(std::move(req));
   if (resp.status != 200 || resp.body.empty())
@@ -330,6 +337,8 @@ awaitable<HttpResponse> imds_get(HttpClient& http, const std::string& base, cons
   req.method = "GET";
   req.url = base + path;
   req.timeout = kMetadataTimeout;
+  req.connect_timeout = std::chrono::milliseconds(1000);
+  req.no_proxy = true;  // link-local metadata endpoints never go through a proxy
   req.headers = {{"X-aws-ec2-metadata-token", token}};
   co_return co_await http.send(std::move(req));
 }
@@ -345,9 +354,9 @@ awaitable<Attempt> from_imds(HttpClient& http) {
     if (list.status != 200) throw std::runtime_error("no instance role: " + http_problem(list));
     std::string role = trim(std::string_view(list.body).substr(0, list.body.find('\n')));
     if (role.empty()) throw std::runtime_error("no instance role attached");
-    HttpResponse got = co_await imds_get(http, base, dir + role, token);
-    if (got.status != 200)
-      throw std::runtime_error("role " + role + ": " + http_problem(got));
+    std::string path = dir + role;
+    HttpResponse got = co_await imds_get(http, base, path, token);
+    if (got.status != 200) throw std::runtime_error("role " + role + ": " + http_problem(got));
     co_return Attempt{parse_json_credentials(got.body, "imds"), {}};
   } catch (const std::exception& e) {
     why = e.what();
@@ -364,8 +373,8 @@ awaitable<Credentials> profile_credentials(HttpClient& http, const std::string& 
     throw std::runtime_error("profile '" + name + "': source_profile chain too long or cyclic");
   auto prof = load_profile(name);
   if (!prof)
-    throw std::runtime_error("profile '" + name + "' not found in " + credentials_file() +
-                             " or " + config_file());
+    throw std::runtime_error("profile '" + name + "' not found in " + credentials_file() + " or " +
+                             config_file());
   std::string provider = "profile:" + name;
   std::string role = get(*prof, "role_arn");
   std::string region = region_cfg.empty() ? sts_region("", name) : region_cfg;
@@ -382,21 +391,25 @@ awaitable<Credentials> profile_credentials(HttpClient& http, const std::string& 
       c.secret_access_key = get(*prof, "aws_secret_access_key");
       c.session_token = get(*prof, "aws_session_token");
       c.provider = provider;
-      if (c.empty()) throw std::runtime_error(provider + ": source_profile refers to itself "
-                                                         "but it has no keys");
+      if (c.empty())
+        throw std::runtime_error(provider +
+                                 ": source_profile refers to itself "
+                                 "but it has no keys");
       src = std::move(c);
     } else if (!token_file.empty()) {
-      Credentials c = co_await web_identity(http, region, token_file, role,
-                                            get(*prof, "role_session_name"));
+      std::string session = get(*prof, "role_session_name");
+      Credentials c = co_await web_identity(http, region, token_file, role, session);
       c.provider = provider + " (web identity)";
       co_return c;
     } else if (cred_source == "Environment") {
       Attempt a = from_environment();
-      if (!a.creds) throw std::runtime_error(provider + ": credential_source Environment: " + a.why);
+      if (!a.creds)
+        throw std::runtime_error(provider + ": credential_source Environment: " + a.why);
       src = std::move(a.creds);
     } else if (cred_source == "EcsContainer") {
       Attempt a = co_await from_ecs(http);
-      if (!a.creds) throw std::runtime_error(provider + ": credential_source EcsContainer: " + a.why);
+      if (!a.creds)
+        throw std::runtime_error(provider + ": credential_source EcsContainer: " + a.why);
       src = std::move(a.creds);
     } else if (cred_source == "Ec2InstanceMetadata") {
       Attempt a = co_await from_imds(http);
@@ -408,8 +421,8 @@ awaitable<Credentials> profile_credentials(HttpClient& http, const std::string& 
                                ": role_arn needs source_profile, credential_source or "
                                "web_identity_token_file");
     }
-    Credentials c = co_await assume_role(http, region, *src, role, get(*prof, "role_session_name"),
-                                         get(*prof, "external_id"));
+    std::string session = get(*prof, "role_session_name"), external = get(*prof, "external_id");
+    Credentials c = co_await assume_role(http, region, *src, role, session, external);
     c.provider = provider + " (assume-role via " + src->provider + ")";
     co_return c;
   }
@@ -616,7 +629,8 @@ awaitable<std::string> resolve_region(HttpClient& http, const std::string& confi
   } else {
     try {
       std::string token = co_await imds_token(http, base);
-      HttpResponse r = co_await imds_get(http, base, "/latest/meta-data/placement/region", token);
+      const std::string path = "/latest/meta-data/placement/region";
+      HttpResponse r = co_await imds_get(http, base, path, token);
       if (r.status == 200 && !trim(r.body).empty()) co_return trim(r.body);
       why = "IMDS placement/region: " + http_problem(r);
     } catch (const std::exception& e) {
@@ -665,7 +679,8 @@ std::optional<std::chrono::system_clock::time_point> parse_iso8601(std::string_v
   std::string_view rest = std::string_view(str).substr(static_cast<size_t>(n));
   if (!rest.empty() && rest[0] == '.') {
     rest.remove_prefix(1);
-    while (!rest.empty() && std::isdigit(static_cast<unsigned char>(rest[0]))) rest.remove_prefix(1);
+    while (!rest.empty() && std::isdigit(static_cast<unsigned char>(rest[0])))
+      rest.remove_prefix(1);
   }
   if (rest != "Z" && rest != "+00:00" && rest != "z") return std::nullopt;
   if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || sec > 60) return std::nullopt;

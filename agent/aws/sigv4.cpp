@@ -51,7 +51,9 @@ int hex_value(char c) {
   return -1;
 }
 
-std::string date_stamp(std::chrono::system_clock::time_point t) { return amz_date(t).substr(0, 8); }
+std::string date_stamp(std::chrono::system_clock::time_point t) {
+  return amz_date(t).substr(0, 8);
+}
 
 /// Headers that are never signed: they may be rewritten by proxies or libcurl.
 bool unsigned_header(std::string_view lower_name) {
@@ -70,8 +72,8 @@ const std::string* find_header(const HttpRequest& req, std::string_view name) {
 }
 
 struct CanonicalHeaders {
-  std::string text;    ///< "name:value\n" lines
-  std::string signed_; ///< "a;b;c"
+  std::string text;     ///< "name:value\n" lines
+  std::string signed_;  ///< "a;b;c"
 };
 
 /// Canonicalises `headers` plus `host`: lower-cased names, stable-sorted so that the values of a
@@ -197,8 +199,8 @@ std::string canonical_uri(std::string_view wire_path, bool s3) {
   size_t start = 0;
   for (;;) {
     size_t slash = wire_path.find('/', start);
-    segs.push_back(wire_path.substr(start, slash == std::string_view::npos ? std::string_view::npos
-                                                                            : slash - start));
+    segs.push_back(wire_path.substr(
+        start, slash == std::string_view::npos ? std::string_view::npos : slash - start));
     if (slash == std::string_view::npos) break;
     start = slash + 1;
   }
@@ -359,9 +361,10 @@ std::string presign_url(const HttpRequest& req, const Credentials& creds, const 
   const std::string& body = req.body_ref ? *req.body_ref : req.body;
   SigningResult r;
   r.signed_headers = ch.signed_;
-  r.canonical_request = req.method + "\n" + canonical_uri(url.path, s3) + "\n" +
-                        canonical_query(query) + "\n" + ch.text + "\n" + ch.signed_ + "\n" +
-                        (s3 || p.unsigned_payload ? std::string(kUnsignedPayload) : sha256_hex(body));
+  r.canonical_request =
+      req.method + "\n" + canonical_uri(url.path, s3) + "\n" + canonical_query(query) + "\n" +
+      ch.text + "\n" + ch.signed_ + "\n" +
+      (s3 || p.unsigned_payload ? std::string(kUnsignedPayload) : sha256_hex(body));
   finish(r, creds, p);
   r.authorization.clear();  // not a header-signed request
 

@@ -20,7 +20,7 @@ namespace logship::aws {
 struct Credentials {
   std::string access_key_id;
   std::string secret_access_key;
-  std::string session_token;  ///< empty for long-term keys
+  std::string session_token;                                        ///< empty for long-term keys
   std::optional<std::chrono::system_clock::time_point> expiration;  ///< unset = never expires
   std::string provider;  ///< "environment", "profile:x", "imds", … (for log messages)
   bool empty() const { return access_key_id.empty() || secret_access_key.empty(); }

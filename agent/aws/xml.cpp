@@ -95,7 +95,7 @@ std::string xml_unescape(std::string_view s) {
       bool ok = ent.size() > (hex ? 2u : 1u);
       for (size_t k = hex ? 2 : 1; k < ent.size() && ok; ++k) {
         char c = ent[k];
-        int d = (c >= '0' && c <= '9')            ? c - '0'
+        int d = (c >= '0' && c <= '9')          ? c - '0'
                 : (hex && c >= 'a' && c <= 'f') ? c - 'a' + 10
                 : (hex && c >= 'A' && c <= 'F') ? c - 'A' + 10
                                                 : -1;

@@ -251,6 +251,9 @@ struct HttpClient::Impl : std::enable_shared_from_this<Impl> {
     set(CURLOPT_HTTP_VERSION, static_cast<long>(CURL_HTTP_VERSION_1_1));
     set(CURLOPT_PROTOCOLS_STR, "http,https");
     set(CURLOPT_TIMEOUT_MS, static_cast<long>(std::max<int64_t>(1, r.timeout.count())));
+    set(CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(std::max<int64_t>(0, r.connect_timeout.count())));
+    set(CURLOPT_NOPROXY, r.no_proxy ? "*" : static_cast<const char*>(nullptr));
+    set(CURLOPT_PATH_AS_IS, r.path_as_is ? 1L : 0L);
     set(CURLOPT_TCP_KEEPALIVE, 1L);
     set(CURLOPT_HTTPHEADER, t.headers.get());
     set(CURLOPT_HEADERFUNCTION, &Impl::header_cb);

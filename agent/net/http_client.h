@@ -33,6 +33,13 @@ struct HttpRequest {
   /// (the HEC sink keeps each request body for retries anyway).
   const std::string* body_ref = nullptr;
   std::chrono::milliseconds timeout{30000};
+  /// 0 = libcurl's default. Short for metadata endpoints, so a host without them falls through.
+  std::chrono::milliseconds connect_timeout{0};
+  /// Never through a proxy (instance metadata and container credentials: link-local addresses).
+  bool no_proxy = false;
+  /// Send the path exactly as given: no collapsing of `/./` and `/../` (S3 keys may hold them,
+  /// and the SigV4 signature covers the path as written).
+  bool path_as_is = false;
 };
 
 struct HttpResponse {

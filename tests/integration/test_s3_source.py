@@ -15,7 +15,8 @@ import unittest
 import zlib
 
 sys.path.insert(0, os.path.dirname(__file__))
-from lib import Logship, TempDir, free_port, metric, read_jsonl, wait_for, write_config  # noqa: E402
+from lib import (SOURCE_DIR, Logship, TempDir, free_port, metric, read_jsonl, run_logship, wait_for,  # noqa: E402
+                 write_config)
 from s3lib import (ACCOUNT, S3Server, clean_aws_env, ct_digest_key, ct_file, ct_key, ndjson_lines,  # noqa: E402
                    vpc_custom_file, vpc_key, vpc_v2_file)
 
@@ -303,6 +304,48 @@ class Signatures(unittest.TestCase):
         h.stop()
         self.assertEqual(set(by_id(h.events(), "eventID")), set(ids))
         self.assertIn("AWS credentials from environment", h.logs[-1])
+
+
+class Config(unittest.TestCase):
+    def test_examples_are_valid_and_bad_keys_are_precise_errors(self):
+        """conf/examples/{cloudtrail,vpcflow}-s3.yaml pass `logship check`; bad s3 settings exit 2
+        with file:line:col."""
+        tmp = TempDir(prefix="logship-s3cfg-")
+        self.addCleanup(tmp.cleanup)
+        token = tmp.join("token")
+        with open(token, "w") as f:
+            f.write("t\n")
+        os.chmod(token, 0o600)
+        for name in ("cloudtrail-s3", "vpcflow-s3"):
+            with open(os.path.join(SOURCE_DIR, "conf", "examples", name + ".yaml")) as f:
+                text = f.read().replace("/etc/logship/hec-token", token).replace("/var/lib/logship", tmp.join("d"))
+            path = tmp.join(name + ".yaml")
+            with open(path, "w") as f:
+                f.write(text)
+            r = run_logship("check", "-c", path)
+            self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        base = "sources:\n  s:\n    type: s3\n"
+        sink = "sinks:\n  o:\n    type: blackhole\n    inputs: [s]\n"
+        cases = [
+            ("    mode: sqs\n    bucket: b\n    format: cloudtrail\n", ":5:11: mode: sqs"),
+            ("    mode: poll\n    format: cloudtrail\n", "bucket"),
+            ("    mode: poll\n    bucket: b\n    format: xml\n", ":7:13:"),
+            ("    mode: poll\n    bucket: b\n    format: vpcflow\n    indexed_fields: [a]\n",
+             ":8:21: indexed_fields applies to format: cloudtrail"),
+            ("    mode: poll\n    bucket: b\n    format: lines\n    since: yesterday\n", ":8:12: since must be"),
+            ("    mode: poll\n    bucket: b\n    format: lines\n    lookback: 1s\n", ":8:15: lookback"),
+            ("    mode: poll\n    bucket: b\n    format: lines\n    credentials: {access_key_id: A}\n",
+             "access_key_id and secret_access_key go together"),
+            ("    mode: poll\n    bucket: b\n    format: lines\n    colour: red\n", ":8:5:"),
+        ]
+        for body, want in cases:
+            path = tmp.join("bad.yaml")
+            with open(path, "w") as f:
+                f.write(f"data_dir: {tmp.join('d')}\n" + base + body + sink)
+            r = run_logship("check", "-c", path)
+            self.assertEqual(r.returncode, 2, f"{body}: {r.stderr}")
+            self.assertIn(want, r.stderr, body)
+            self.assertEqual(len(r.stderr.strip().splitlines()), 1, r.stderr)
 
 
 if __name__ == "__main__":

@@ -436,6 +436,7 @@ class S3Source final : public Source {
     auto f = std::make_shared<Fetch>();
     HttpRequest req;
     req.method = "GET";
+    req.path_as_is = true;  // keys may contain "/./" or "/../": sent and signed as written
     req.url = object_url(o.key);
     req.timeout = std::chrono::seconds(120);
     req.headers.emplace_back("Range", fmt::format("bytes={}-{}", from, to));

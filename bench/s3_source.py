@@ -1,0 +1,232 @@
+#!/usr/bin/env python3
+"""Benchmark of the `s3` source: objects from a local S3 server (npm s3rver on 127.0.0.1) through
+ranged GETs, gzip (ISA-L) and the format parser into a `blackhole` sink.
+
+Scenarios:
+  cloudtrail  CloudTrail .json.gz files of --records records (~1.3 KiB each, realistic shapes),
+              --mib MiB decompressed in all
+  vpcflow     VPC flow v2 .log.gz files of --rows rows, --mib MiB decompressed in all
+
+Measured from the start of logship until logship_s3_objects_total{status="done"} reaches the
+object count: decompressed MiB/s, events/s, CPU seconds of the logship process per GiB of
+decompressed input, decompressed MiB per CPU-second, peak RSS (VmHWM). One line per scenario and
+a JSON record under bench/results/. Needs `npm ci` in tests/ (packaging/install-deps.sh does it).
+
+  python3 bench/s3_source.py [--scenario cloudtrail|vpcflow|all] [--mib 512] [--threads N]
+Target (issue 5): >= 300 MiB/s decompressed per core for CloudTrail end to end.
+"""
+import argparse
+import gzip
+import json
+import os
+import random
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import common  # noqa: E402
+
+ROOT = common.ROOT
+PEER = os.path.join(ROOT, "tests", "integration", "s3peer.js")
+ACCOUNT = "111122223333"
+
+
+def ct_records(rnd, n, t0, file_no):
+    users = ["alice", "bob", "deploy-bot", "ci-runner", "o'brien"]
+    names = [("s3.amazonaws.com", "GetObject"), ("ec2.amazonaws.com", "DescribeInstances"),
+             ("iam.amazonaws.com", "CreateAccessKey"), ("sts.amazonaws.com", "AssumeRole"),
+             ("kms.amazonaws.com", "Decrypt"), ("lambda.amazonaws.com", "Invoke")]
+    out = []
+    for i in range(n):
+        src, name = names[rnd.randrange(len(names))]
+        user = users[rnd.randrange(len(users))]
+        t = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t0 + i))
+        out.append({
+            "eventVersion": "1.09",
+            "userIdentity": {"type": "AssumedRole", "principalId": f"AROAEXAMPLE{rnd.randrange(10**8)}:{user}",
+                             "arn": f"arn:aws:sts::{ACCOUNT}:assumed-role/Admin/{user}", "accountId": ACCOUNT,
+                             "accessKeyId": f"ASIAEXAMPLE{rnd.randrange(10**6)}",
+                             "sessionContext": {"sessionIssuer": {"type": "Role", "principalId": "AROAEXAMPLE",
+                                                                  "arn": f"arn:aws:iam::{ACCOUNT}:role/Admin",
+                                                                  "accountId": ACCOUNT, "userName": "Admin"},
+                                                "attributes": {"creationDate": t, "mfaAuthenticated": "true"}}},
+            "eventTime": t, "eventSource": src, "eventName": name, "awsRegion": "us-east-1",
+            "sourceIPAddress": f"198.51.100.{rnd.randrange(256)}",
+            "userAgent": "aws-sdk-go-v2/1.24.0 os/linux lang/go#1.21.5 md/GOOS#linux api/s3#1.47.7",
+            "requestParameters": {"bucketName": "prod-data", "key": f"exports/2026/{rnd.randrange(10**6)}.parquet",
+                                  "Host": "prod-data.s3.us-east-1.amazonaws.com"},
+            "responseElements": None,
+            "additionalEventData": {"SignatureVersion": "SigV4", "CipherSuite": "TLS_AES_128_GCM_SHA256",
+                                    "bytesTransferredIn": 0, "bytesTransferredOut": rnd.randrange(10**7),
+                                    "x-amz-id-2": "Xa8fGq2c/EXAMPLE/ZW1wbGU="},
+            "requestID": f"{rnd.getrandbits(64):016X}", "eventID": f"{file_no:05d}-{i:05d}-{rnd.getrandbits(32):08x}",
+            "readOnly": True, "resources": [{"type": "AWS::S3::Object", "ARN": "arn:aws:s3:::prod-data/exports"}],
+            "eventType": "AwsApiCall", "managementEvent": False, "recipientAccountId": ACCOUNT,
+            "eventCategory": "Data", "tlsDetails": {"tlsVersion": "TLSv1.3", "cipherSuite": "TLS_AES_128_GCM_SHA256",
+                                                    "clientProvidedHostHeader": "prod-data.s3.us-east-1.amazonaws.com"},
+        })
+    return out
+
+
+def make_cloudtrail(workdir, target, per_file, seed=7):
+    rnd = random.Random(seed)
+    t0 = int(time.time()) - 3600
+    items, raw, events, i = [], 0, 0, 0
+    while raw < target:
+        body = json.dumps({"Records": ct_records(rnd, per_file, t0, i)}).encode()
+        key = (f"AWSLogs/{ACCOUNT}/CloudTrail/us-east-1/2026/11/28/"
+               f"{ACCOUNT}_CloudTrail_us-east-1_20261128T{i // 60 % 24:02d}{i % 60:02d}Z_{i:06d}.json.gz")
+        path = os.path.join(workdir, f"ct{i}.gz")
+        with open(path, "wb") as f:
+            f.write(gzip.compress(body, 6))
+        items.append({"bucket": "logs", "key": key, "file": path})
+        raw += len(body)
+        events += per_file
+        i += 1
+    return items, raw, events
+
+
+def make_vpcflow(workdir, target, per_file, seed=7):
+    rnd = random.Random(seed)
+    t0 = int(time.time()) - 3600
+    header = ("version account-id interface-id srcaddr dstaddr srcport dstport protocol packets bytes start end "
+              "action log-status")
+    items, raw, events, i = [], 0, 0, 0
+    while raw < target:
+        rows = [header]
+        for j in range(per_file):
+            rows.append(f"2 {ACCOUNT} eni-{rnd.getrandbits(32):08x} 10.{rnd.randrange(256)}.{rnd.randrange(256)}."
+                        f"{rnd.randrange(256)} 172.31.{rnd.randrange(256)}.{rnd.randrange(256)} "
+                        f"{rnd.randrange(65536)} {rnd.choice([443, 80, 22, 5432])} 6 {rnd.randrange(1, 500)} "
+                        f"{rnd.randrange(40, 10**6)} {t0 + j} {t0 + j + 60} {rnd.choice(['ACCEPT', 'REJECT'])} OK")
+        body = ("\n".join(rows) + "\n").encode()
+        key = (f"AWSLogs/{ACCOUNT}/vpcflowlogs/us-east-1/2026/11/28/"
+               f"{ACCOUNT}_vpcflowlogs_us-east-1_fl-0abc_20261128T{i // 60 % 24:02d}{i % 60:02d}Z_{i:06d}.log.gz")
+        path = os.path.join(workdir, f"vpc{i}.gz")
+        with open(path, "wb") as f:
+            f.write(gzip.compress(body, 6))
+        items.append({"bucket": "logs", "key": key, "file": path})
+        raw += len(body)
+        events += per_file
+        i += 1
+    return items, raw, events
+
+
+def run(scenario, args):
+    workdir = tempfile.mkdtemp(prefix=f"logship-bench-s3-{scenario}-")
+    server = None
+    try:
+        t_gen = time.monotonic()
+        if scenario == "cloudtrail":
+            items, raw, events = make_cloudtrail(workdir, args.mib * 2**20, args.records)
+        else:
+            items, raw, events = make_vpcflow(workdir, args.mib * 2**20, args.rows)
+        compressed = sum(os.path.getsize(it["file"]) for it in items)
+        gen_s = time.monotonic() - t_gen
+        s3port = common.free_port()
+        env = dict(os.environ, NODE_OPTIONS="--openssl-legacy-provider", NODE_NO_WARNINGS="1")
+        slog = open(os.path.join(workdir, "s3rver.log"), "wb")
+        server = subprocess.Popen(["node", PEER, "serve", str(s3port), os.path.join(workdir, "s3"), "logs"],
+                                  cwd=os.path.join(ROOT, "tests"), stdout=slog, stderr=subprocess.STDOUT, env=env)
+        for _ in range(300):
+            with open(os.path.join(workdir, "s3rver.log"), "rb") as f:
+                if b"ready" in f.read():
+                    break
+            time.sleep(0.1)
+        manifest = os.path.join(workdir, "manifest.json")
+        with open(manifest, "w") as f:
+            json.dump(items, f)
+        endpoint = f"http://127.0.0.1:{s3port}"
+        subprocess.run(["node", PEER, "put", endpoint, manifest], cwd=os.path.join(ROOT, "tests"), check=True,
+                       capture_output=True, env=env)
+        for it in items:
+            os.unlink(it["file"])
+        port = common.free_port()
+        src = {"type": "s3", "mode": "poll", "bucket": "logs", "endpoint": endpoint, "region": "us-east-1",
+               "format": scenario, "prefix": f"AWSLogs/{ACCOUNT}/", "poll_interval": "1s",
+               "max_concurrent_objects": args.concurrency,
+               "credentials": {"access_key_id": "S3RVER", "secret_access_key": "S3RVER"}}
+        cfg = {"data_dir": os.path.join(workdir, "data"), "admin": {"address": f"127.0.0.1:{port}"},
+               "sources": {"s3": src},
+               "sinks": {"bh": {"type": "blackhole", "inputs": ["s3"], "print_interval": "0"}}}
+        if args.threads:
+            cfg["threads"] = args.threads
+        cfg_path = os.path.join(workdir, "logship.yaml")
+        with open(cfg_path, "w") as f:
+            json.dump(cfg, f, indent=2)
+        cmd = [common.BIN, "run", "-c", cfg_path]
+        penv = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+        penv["AWS_EC2_METADATA_DISABLED"] = "true"
+        log = open(os.path.join(workdir, "logship.log"), "wb")
+        t0 = time.monotonic()
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=penv)
+        n = len(items)
+        try:
+            last, last_change = -1, time.monotonic()
+            while True:
+                if proc.poll() is not None:
+                    raise RuntimeError(f"logship exited with {proc.returncode}")
+                done = common.metric(port, "logship_s3_objects_total", component_id="s3", status="done") or 0
+                sent = common.metric(port, "logship_component_sent_events_total", component_id="bh") or 0
+                now = time.monotonic()
+                if done >= n and sent >= events:
+                    break
+                if sent != last:
+                    last, last_change = sent, now
+                elif now - last_change > 60:
+                    raise RuntimeError(f"stalled at {done:.0f}/{n} objects, {sent:.0f} events")
+                time.sleep(0.01)
+            elapsed = time.monotonic() - t0
+            cpu = common.proc_cpu_seconds(proc.pid)
+            rss = common.proc_peak_rss_mib(proc.pid)
+            failed = common.metric(port, "logship_s3_objects_total", component_id="s3", status="failed") or 0
+        finally:
+            proc.terminate()
+            proc.wait(timeout=30)
+            log.close()
+        mib = raw / 2**20
+        result = {
+            "command": " ".join(cmd) + f"   # {scenario}: {n} objects, {mib:.0f} MiB decompressed, "
+                                       f"{compressed / 2**20:.0f} MiB compressed, {events} events",
+            "config": cfg, "objects": n, "decompressed_mib": round(mib, 1),
+            "compressed_mib": round(compressed / 2**20, 1), "events": events, "failed_objects": failed,
+            "elapsed_s": round(elapsed, 3), "mib_per_s": round(mib / elapsed, 1),
+            "events_per_s": round(events / elapsed), "cpu_s": round(cpu, 2),
+            "cpu_s_per_gib": round(cpu / (mib / 1024), 2), "mib_per_cpu_s": round(mib / cpu, 1) if cpu else None,
+            "peak_rss_mib": round(rss, 1), "generation_s": round(gen_s, 1), "binary": common.BIN,
+        }
+        path = common.record(f"s3-{scenario}", result)
+        print(f"s3 {scenario:10s}: {n:4d} objects, {mib:6.0f} MiB decompressed in {elapsed:6.2f}s = "
+              f"{result['mib_per_s']:7.1f} MiB/s, {result['events_per_s']:8d} events/s, "
+              f"CPU {result['cpu_s_per_gib']:.2f} s/GiB ({result['mib_per_cpu_s']} MiB per CPU-s), "
+              f"peak RSS {rss:.1f} MiB  [{path}]")
+        print(f"  command: {result['command']}")
+        return result
+    finally:
+        if server and server.poll() is None:
+            server.terminate()
+            server.wait(timeout=10)
+        if not args.keep:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--scenario", choices=["cloudtrail", "vpcflow", "all"], default="all")
+    ap.add_argument("--mib", type=int, default=512, help="decompressed MiB per scenario")
+    ap.add_argument("--records", type=int, default=2000, help="CloudTrail records per file")
+    ap.add_argument("--rows", type=int, default=20000, help="VPC flow rows per file")
+    ap.add_argument("--concurrency", type=int, default=4, help="max_concurrent_objects")
+    ap.add_argument("--threads", type=int, default=0)
+    ap.add_argument("--keep", action="store_true")
+    args = ap.parse_args()
+    print(f"machine: {common.machine()}  binary: {common.BIN}")
+    for s in (["cloudtrail", "vpcflow"] if args.scenario == "all" else [args.scenario]):
+        run(s, args)
+
+
+if __name__ == "__main__":
+    main()
