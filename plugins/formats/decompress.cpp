@@ -79,6 +79,7 @@ struct Decompressor::Impl {
   bool member_open = false;  ///< bytes of a member were fed and its trailer not yet reached
   bool member_done = false;  ///< the last member ended; the next byte starts a new one
   uint64_t member_start = 0;
+  size_t magic_seen = 0;  ///< bytes of the current member's magic number checked
   // zstd
   ZSTD_DCtx* zstd = nullptr;
   bool frame_open = false;
@@ -178,9 +179,27 @@ void Decompressor::run(std::string_view in, const Sink& out) {
             isal_inflate_reset(&st);
             st.crc_flag = ISAL_GZIP;
             im.member_done = false;
+            im.magic_seen = 0;
             im.member_start = base + (slice - st.avail_in);
           }
           if (st.avail_in > 0) im.member_open = true;
+          // ISA-L waits for a whole header before judging it: check the magic bytes as they
+          // arrive so that short trailing garbage is not reported as a truncated member.
+          if (im.magic_seen < kGzipMagic.size() && st.avail_in > 0) {
+            const uint64_t at = base + (slice - st.avail_in);
+            for (size_t j = 0; im.magic_seen < kGzipMagic.size() && j < st.avail_in; ++j) {
+              if (static_cast<char>(st.next_in[j]) != kGzipMagic[im.magic_seen]) {
+                total_in_ = at + j;
+                if (members_ > 0)
+                  throw DecompressError("gzip: trailing garbage after member " +
+                                        std::to_string(members_) + " at compressed offset " +
+                                        std::to_string(im.member_start));
+                throw DecompressError("gzip: invalid data at compressed offset " +
+                                      std::to_string(total_in_) + " (not a gzip stream)");
+              }
+              ++im.magic_seen;
+            }
+          }
           st.next_out = reinterpret_cast<uint8_t*>(im.out.get());
           st.avail_out = static_cast<uint32_t>(kPieceBytes);
           const uint32_t avail_before = st.avail_in;
@@ -217,13 +236,14 @@ void Decompressor::run(std::string_view in, const Sink& out) {
       const uint64_t base = total_in_;
       while (ib.pos < ib.size || im.frame_open) {
         ZSTD_outBuffer ob{im.out.get(), kPieceBytes, 0};
+        const size_t pos_before = ib.pos;
         size_t r = ZSTD_decompressStream(im.zstd, &ob, &ib);
         if (ZSTD_isError(r)) {
           total_in_ = base + ib.pos;
           throw DecompressError(std::string("zstd: invalid data at compressed offset ") +
                                 std::to_string(total_in_) + " (" + ZSTD_getErrorName(r) + ")");
         }
-        if (r == 0 && im.frame_open) ++members_;
+        if (r == 0 && (im.frame_open || ib.pos > pos_before)) ++members_;
         im.frame_open = r != 0;
         if (ob.pos > 0) deliver(im.out.get(), ob.pos, out);
         if (ib.pos == ib.size && ob.pos < ob.size) break;  // needs more input

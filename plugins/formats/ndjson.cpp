@@ -22,9 +22,11 @@ bool time_of(simdjson::dom::element v, int64_t& ns) {
     case simdjson::dom::element_type::UINT64:
       return false;  // beyond int64 seconds: out of range
     case simdjson::dom::element_type::DOUBLE: {
-      double d = v.get_double().value_unsafe() * 1e9;
-      if (!std::isfinite(d) || d >= 9.2e18 || d <= -9.2e18) return false;
-      ns = std::llround(d);
+      // Whole seconds and fraction apart: a double holds 1.7e9 s to ~0.2 us, 1.7e18 ns to 256.
+      double d = v.get_double().value_unsafe();
+      if (!std::isfinite(d) || d >= 9.2e9 || d <= -9.2e9) return false;
+      double whole = std::floor(d);
+      ns = static_cast<int64_t>(whole) * kNsPerSec + std::llround((d - whole) * 1e9);
       return true;
     }
     case simdjson::dom::element_type::STRING:
