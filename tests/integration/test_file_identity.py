@@ -5,9 +5,11 @@
 (c) a copytruncate copy (glob app.log*) continues from the offset already read, never re-sent;
 (d) a truncated file is read again from 0, counted (also when rewritten longer while stopped);
 (e) a deleted file whose inode is reused for new content is a new file (live and while stopped,
-    also when the new file starts with the same first KiB);
+    also when the new file starts with the same first KiB); a copytruncate copy made on such an
+    inode while stopped still continues from the offset read of the file it copies;
 (f) a file shorter than fingerprint_bytes is tracked and keeps its identity as it grows.
 """
+import json
 import os
 import shutil
 import sys
@@ -203,6 +205,59 @@ class Identity(unittest.TestCase):
         """Verifies inode reuse is detected from the bytes just before the saved offset even when
         the first KiB (the fingerprint) is identical."""
         self._inode_reuse(same_header=True, stopped=True)
+
+    def _copy_on_reused_inode(self, gone_lines):
+        # The filesystem hands a freed inode out again only sometimes (ext4 avoids recently freed
+        # ones): the copy's inode is given to the deleted file's kept checkpoint entry instead,
+        # exactly the state a reuse leaves behind.
+        h = Harness(self, name="copy-reused-inode")
+        h.cfg["sources"][SOURCE_ID]["include"] = [h.logdir + "/*.log*"]
+        h.rewrite_config()
+        gone, app = h.path("gone.log"), h.path("app.log")
+        append(gone, lines_blob("g", 0, gone_lines))
+        append(app, lines_blob("a", 0, 3))
+        h.start()
+        h.wait_lines(keys("g", 0, gone_lines) | keys("a", 0, 3))
+        os.unlink(gone)
+        # Released; its checkpoint entry is kept (closed_at) for a while.
+        wait_for(lambda: (h.metric("logship_file_open_files", component_id=SOURCE_ID) or 0) == 1, 15,
+                 "the deleted file released")
+        h.settle()
+        h.stop()
+        # While stopped: copytruncate app.log -> app.log.1, the copy on gone.log's inode.
+        shutil.copyfile(app, h.path("app.log.1"))
+        os.truncate(app, 0)
+        ckpt = os.path.join(h.data_dir, "checkpoints", f"{SOURCE_ID}.json")
+        with open(ckpt) as f:
+            text = f.read()
+        end = "\n#end\n"  # checkpoint files end with this marker (a torn write lacks it)
+        self.assertTrue(text.endswith(end), text)
+        state = json.loads(text[:-len(end)])
+        entry = [e for e in state["files"] if e["path"] == gone]
+        self.assertEqual(len(entry), 1, f"the deleted file's entry is kept: {state}")
+        self.assertIn("closed_at", entry[0])
+        copy_size = os.path.getsize(h.path("app.log.1"))
+        self.assertEqual(entry[0]["offset"] > copy_size, gone_lines > 3, (entry[0], copy_size))
+        entry[0]["ino"] = os.stat(h.path("app.log.1")).st_ino
+        with open(ckpt, "w") as f:
+            f.write(json.dumps(state) + end)
+        h.start()
+        append(app, lines_blob("a", 3, 6))
+        expected = keys("g", 0, gone_lines) | keys("a", 0, 6)
+        h.wait_lines(expected)
+        h.settle()
+        h.assert_exactly_once(expected, msg="copy on a reused, still checkpointed inode:")
+        self.assertEqual(h.stop(), 0)
+
+    def test_e_copy_made_while_stopped_on_a_reused_inode_shorter_than_its_entry(self):
+        """Verifies a copytruncate copy made while stopped on the inode of a deleted file whose
+        checkpoint entry (offset past the copy's size) is still kept continues from the offset read
+        of the file it copies: not re-sent."""
+        self._copy_on_reused_inode(gone_lines=300)
+
+    def test_e_copy_made_while_stopped_on_a_reused_inode_longer_than_its_entry(self):
+        """Same, the kept entry's offset within the copy's size (other bytes before it)."""
+        self._copy_on_reused_inode(gone_lines=1)
 
     # (f) ------------------------------------------------------------------------------------
     def test_f_file_shorter_than_fingerprint_is_tracked_as_it_grows(self):

@@ -278,6 +278,108 @@ class Restart(unittest.TestCase):
         h.stop()
 
 
+class CuttingProxy:
+    """A TCP proxy to the S3 server that cuts the connection in the middle of the response body
+    of the first GET of a chosen byte range (a dropped connection), and records every GET."""
+
+    def __init__(self, tc, upstream_port, cut_range_prefix):
+        import socket
+        import threading
+        self.upstream = upstream_port
+        self.cut = cut_range_prefix
+        self.cut_done = False
+        self.gets = []
+        self.lock = threading.Lock()
+        self.srv = socket.socket()
+        self.srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.srv.bind(("127.0.0.1", 0))
+        self.srv.listen(64)
+        self.port = self.srv.getsockname()[1]
+        self.stopped = False
+        threading.Thread(target=self.accept, daemon=True).start()
+        tc.addCleanup(self.stop)
+
+    def stop(self):
+        self.stopped = True
+        self.srv.close()
+
+    def accept(self):
+        import threading
+        while not self.stopped:
+            try:
+                c, _ = self.srv.accept()
+            except OSError:
+                return
+            threading.Thread(target=self.serve, args=(c,), daemon=True).start()
+
+    def serve(self, c):
+        import socket
+        try:
+            buf = b""
+            while b"\r\n\r\n" not in buf:
+                d = c.recv(65536)
+                if not d:
+                    return
+                buf += d
+            head = buf.split(b"\r\n\r\n", 1)[0].decode("latin-1")
+            lines = head.split("\r\n")
+            hdrs = {ln.split(":", 1)[0].lower(): ln.split(":", 1)[1].strip() for ln in lines[1:] if ":" in ln}
+            req = "\r\n".join([lines[0]] + [ln for ln in lines[1:] if not ln.lower().startswith("connection:")]
+                               + ["Connection: close"]) + "\r\n\r\n"
+            u = socket.create_connection(("127.0.0.1", self.upstream))
+            u.sendall(req.encode("latin-1"))
+            resp = b""
+            while True:
+                d = u.recv(1 << 20)
+                if not d:
+                    break
+                resp += d
+            u.close()
+            rng = hdrs.get("range", "")
+            cut = False
+            if lines[0].startswith("GET ") and rng:
+                with self.lock:
+                    self.gets.append((rng, hdrs.get("if-match", "")))
+                    if rng.startswith(self.cut) and not self.cut_done:
+                        self.cut_done = cut = True
+            if cut:
+                hend = resp.index(b"\r\n\r\n") + 4
+                c.sendall(resp[: hend + (len(resp) - hend) // 2])  # headers + half of the body
+            else:
+                c.sendall(resp)
+        except OSError:
+            pass
+        finally:
+            c.close()
+
+
+class Faults(unittest.TestCase):
+    def test_dropped_connection_resumes_the_range_pinned_to_the_etag(self):
+        """The connection drops in the middle of the second 4 MiB range: the same range is asked
+        again with If-Match: <ETag>, and every line arrives once."""
+        s3 = S3Server(self)
+        rnd = random.Random(3)
+        lines = "".join(json.dumps({"seq": i, "r": "%032x" % rnd.getrandbits(128)}) + "\n" for i in range(450_000))
+        body = gzip.compress(lines.encode(), 1)
+        self.assertGreater(len(body), 9 << 20)
+        s3.put([("cut/one.ndjson.gz", body)])
+        proxy = CuttingProxy(self, s3.port, "bytes=4194304-")
+        h = Harness(self, s3, {"cut": {"format": "ndjson", "prefix": "cut/",
+                                       "endpoint": f"http://127.0.0.1:{proxy.port}"}})
+        h.start()
+        h.wait(lambda: len(h.events()) >= 450_000, 60, "every line")
+        h.stop()
+        c = collections.Counter(e["event"]["seq"] for e in h.events())
+        self.assertEqual(set(c), set(range(450_000)))
+        self.assertEqual(max(c.values()), 1)
+        self.assertTrue(proxy.cut_done)
+        second = [g for g in proxy.gets if g[0].startswith("bytes=4194304-")]
+        self.assertEqual(len(second), 2, proxy.gets)
+        etag = second[0][1]
+        self.assertTrue(etag.startswith('"') and len(etag) > 2, proxy.gets)
+        self.assertTrue(all(g[1] == etag for g in proxy.gets), proxy.gets)
+
+
 class Signatures(unittest.TestCase):
     def test_wrong_secret_key_is_a_clear_error_and_right_one_works(self):
         """@20minutes/s3rver verifies SigV4: a wrong secret gives an error naming bucket and key;

@@ -38,7 +38,9 @@ int64_t now_ns() {
              std::chrono::system_clock::now().time_since_epoch())
       .count();
 }
-int64_t now_s() { return now_ns() / 1000000000; }
+int64_t now_s() {
+  return now_ns() / 1000000000;
+}
 void json_escape(std::string& out, std::string_view s) {
   for (char c : s) {
     unsigned char u = static_cast<unsigned char>(c);
@@ -119,7 +121,9 @@ FileSource::FileSource(FileSourceConfig cfg, ComponentContext ctx)
 
 FileSource::~FileSource() = default;
 
-int FileSource::open_count() const { return open_fds_; }
+int FileSource::open_count() const {
+  return open_fds_;
+}
 
 // When the budget is reached, close an eighth of it at once so the (sorting) trim runs rarely.
 int FileSource::trim_target() const {
@@ -177,15 +181,16 @@ std::string FileSource::serialize_locked() const {
 void FileSource::start_window(Tailed& f, const Saved& sv) {
   // Acknowledged positions move this file's checkpoint entry (written by the flusher).
   uint64_t key = f.key;
-  f.window = std::make_unique<AckWindow<Pos>>(Pos{sv.offset, sv.tail, sv.fp}, [this, key](const Pos& p) {
-    std::lock_guard lk(state_mu_);
-    auto it = state_.find(key);
-    if (it == state_.end()) return;
-    it->second.offset = p.offset;
-    it->second.tail = p.tail;
-    it->second.fp = p.fp;  // one generation: offset, tail and fingerprint move together
-    ctx_.checkpoints->mark_dirty(ctx_.id);
-  });
+  f.window =
+      std::make_unique<AckWindow<Pos>>(Pos{sv.offset, sv.tail, sv.fp}, [this, key](const Pos& p) {
+        std::lock_guard lk(state_mu_);
+        auto it = state_.find(key);
+        if (it == state_.end()) return;
+        it->second.offset = p.offset;
+        it->second.tail = p.tail;
+        it->second.fp = p.fp;  // one generation: offset, tail and fingerprint move together
+        ctx_.checkpoints->mark_dirty(ctx_.id);
+      });
   std::lock_guard lk(state_mu_);
   save_locked(key, sv);
 }
@@ -215,11 +220,16 @@ bool FileSource::track(const std::string& path, int fd, const struct stat& st, u
   f->fp = fingerprint_fd(fd, static_cast<uint32_t>(cfg_.fingerprint_bytes)).value_or(Fingerprint{});
   f->emitted_tail = tail_hash(fd, start).value_or(0);
   f->decoder = make_line_decoder(cfg_.decode, m_);
-  Saved sv{path, static_cast<uint64_t>(st.st_dev), static_cast<uint64_t>(st.st_ino), start,
-           f->emitted_tail, f->fp, 0};
+  Saved sv{path,
+           static_cast<uint64_t>(st.st_dev),
+           static_cast<uint64_t>(st.st_ino),
+           start,
+           f->emitted_tail,
+           f->fp,
+           0};
   start_window(*f, sv);
-  spdlog::info("[{}] {} {} from offset {}", ctx_.id, drain_only ? "finishing (rotated while stopped)" : "watching",
-               path, start);
+  spdlog::info("[{}] {} {} from offset {}", ctx_.id,
+               drain_only ? "finishing (rotated while stopped)" : "watching", path, start);
   files_[key] = std::move(f);
   if (watcher_) watcher_->watch_dir(dirname_of(path));
   return true;
@@ -246,7 +256,8 @@ uint64_t FileSource::start_offset_for_new(const std::string& path, int fd, uint6
   //    names (two unrelated files with the same header stay two files).
   for (auto& [k, live] : files_) {
     if (live->line_start == 0 || live->line_start > size || live->fp.len == 0) continue;
-    if (!looks_like_rotation_of(path, live->path) && !looks_like_rotation_of(path, live->first_path))
+    if (!looks_like_rotation_of(path, live->path) &&
+        !looks_like_rotation_of(path, live->first_path))
       continue;
     auto h = hash_prefix(fd, live->fp.len);
     if (!h || *h != live->fp.hash) continue;
@@ -279,6 +290,8 @@ void FileSource::scan(bool startup) {
   struct Candidate {
     std::string path;
     struct stat st;
+    int fd = -1;         // already open (a known inode whose content is not the checkpointed one)
+    bool known = false;  // its inode was in the checkpoint: never starts at the end
   };
   std::vector<Candidate> fresh;
   for (auto& path : paths) {
@@ -287,9 +300,9 @@ void FileSource::scan(bool startup) {
     if (!S_ISREG(st.st_mode)) {
       if (!not_regular_.count(path) && not_regular_.size() < 100000) {
         not_regular_.insert(path);  // counted and logged once per path
-        report_error_for(m_, "discover", "not_regular_file", path, std::chrono::hours(24),
-                         fmt::format("{} is not a regular file (directory, FIFO or device); skipped",
-                                     path));
+        report_error_for(
+            m_, "discover", "not_regular_file", path, std::chrono::hours(24),
+            fmt::format("{} is not a regular file (directory, FIFO or device); skipped", path));
       }
       continue;
     }
@@ -309,7 +322,7 @@ void FileSource::scan(bool startup) {
                  std::chrono::seconds(st.st_mtim.tv_sec);
       if (age > *cfg_.ignore_older_than) continue;
     }
-    fresh.push_back({path, st});
+    fresh.push_back({path, st, -1, false});
   }
   // Restored files first (their identity is verified), so that what is left over can serve to
   // recognise copies among the new ones.
@@ -364,11 +377,14 @@ void FileSource::scan(bool startup) {
     }
     retired_.push_back({sv.fp, sv.offset, sv.tail, sv.path, Clock::now()});
     restored_.erase(r);
-    track(c.path, fd, c.st, 0, false);
+    // Decided with the new files, once every generation of the checkpoint is retired: it may be
+    // a copy of one (copytruncate while stopped, the copy on the inode of a deleted file whose
+    // entry is still kept).
+    news.push_back({c.path, c.st, fd, true});
   }
   if (startup) recover_rotated_while_stopped();
   for (auto& c : news) {
-    int fd = open_candidate(c);
+    int fd = c.fd >= 0 ? c.fd : open_candidate(c);
     if (fd < 0) continue;
     if (postpone_new(c.path, c.st)) {
       // Hold it open (it may be renamed or deleted meanwhile) but decide where to start later.
@@ -385,7 +401,8 @@ void FileSource::scan(bool startup) {
       postponed_ = true;
       continue;
     }
-    uint64_t start = start_offset_for_new(c.path, fd, static_cast<uint64_t>(c.st.st_size), startup);
+    uint64_t start =
+        start_offset_for_new(c.path, fd, static_cast<uint64_t>(c.st.st_size), startup && !c.known);
     track(c.path, fd, c.st, start, false);
   }
   close_idle_files(static_cast<int>(cfg_.max_open_files));
@@ -396,7 +413,8 @@ void FileSource::scan(bool startup) {
     bool changed = false;
     for (auto it = state_.begin(); it != state_.end();) {
       bool live = files_.count(it->first) > 0;
-      bool expired = !live && it->second.closed_at && now - it->second.closed_at > kForgetAfterSeconds;
+      bool expired =
+          !live && it->second.closed_at && now - it->second.closed_at > kForgetAfterSeconds;
       if (expired) {
         it = state_.erase(it);
         changed = true;
@@ -460,7 +478,10 @@ void FileSource::recover_rotated_while_stopped() {
                                  "restart; bytes written after that offset cannot be read",
                                  sv.path, sv.offset));
         std::lock_guard lk(state_mu_);
-        if (auto s = state_.find(it->first); s != state_.end()) s->second.closed_at = now_s();
+        if (auto s = state_.find(it->first); s != state_.end()) {
+          s->second.closed_at = now_s();
+          ctx_.checkpoints->mark_dirty(ctx_.id);  // persisted: the entry expires
+        }
       }
     }
     it = restored_.erase(it);
@@ -529,7 +550,10 @@ void FileSource::abandon(Tailed& f, const char* why) {
                fmt::format("{} {}; {} byte(s) after offset {} could not be read", f.path, why, lost,
                            f.offset));
   std::lock_guard lk(state_mu_);
-  if (auto s = state_.find(f.key); s != state_.end()) s->second.closed_at = now_s();
+  if (auto s = state_.find(f.key); s != state_.end()) {
+    s->second.closed_at = now_s();
+    ctx_.checkpoints->mark_dirty(ctx_.id);  // persisted: the entry expires
+  }
 }
 
 awaitable<bool> FileSource::emit(Tailed& f, Fanout& out, EventBatch&& batch, uint64_t end_offset) {
@@ -700,15 +724,16 @@ void FileSource::check_rotation(Tailed& f) {
       // Unread bytes, plus the unterminated line already read but not emitted.
       uint64_t lost = (f.last_size > f.offset ? f.last_size - f.offset : 0) + f.partial.size();
       if (lost) abandoned_bytes_.inc(lost);
-      report_error(m_, "read", "truncated",
-                   fmt::format("{} was truncated ({} < {}); reading it again from 0{}", f.path,
-                               size, f.offset,
-                               lost ? fmt::format(" ({} unread bytes lost)", lost) : ""));
+      report_error(
+          m_, "read", "truncated",
+          fmt::format("{} was truncated ({} < {}); reading it again from 0{}", f.path, size,
+                      f.offset, lost ? fmt::format(" ({} unread bytes lost)", lost) : ""));
       retired_.push_back({f.fp, f.line_start, f.emitted_tail, f.path, Clock::now()});
       f.offset = f.line_start = 0;
       f.partial.clear();
       f.emitted_tail = 0;
-      f.fp = fingerprint_fd(f.fd, static_cast<uint32_t>(cfg_.fingerprint_bytes)).value_or(Fingerprint{});
+      f.fp = fingerprint_fd(f.fd, static_cast<uint32_t>(cfg_.fingerprint_bytes))
+                 .value_or(Fingerprint{});
       // The checkpoint entry keeps describing the old generation (offset and fingerprint) until
       // a position of the new one is acknowledged: each position carries its fingerprint.
     } else if (f.fp.len < cfg_.fingerprint_bytes && size > f.fp.len) {
@@ -749,14 +774,16 @@ void FileSource::on_fs_change(int kind, std::string_view path, std::string_view 
 }
 
 bool FileSource::postpone_new(const std::string& path, const struct stat& st) {
-  auto age = std::chrono::system_clock::now().time_since_epoch() -
-             (std::chrono::seconds(st.st_mtim.tv_sec) + std::chrono::nanoseconds(st.st_mtim.tv_nsec));
+  auto age =
+      std::chrono::system_clock::now().time_since_epoch() -
+      (std::chrono::seconds(st.st_mtim.tv_sec) + std::chrono::nanoseconds(st.st_mtim.tv_nsec));
   if (age > std::chrono::seconds(2)) return false;
   uint64_t size = static_cast<uint64_t>(st.st_size);
   uint64_t key = identity(st.st_dev, st.st_ino);
   for (auto& [k, live] : files_)
     if (k != key && !live->undecided && size < live->line_start &&
-        (looks_like_rotation_of(path, live->path) || looks_like_rotation_of(path, live->first_path)))
+        (looks_like_rotation_of(path, live->path) ||
+         looks_like_rotation_of(path, live->first_path)))
       return true;
   auto recent = Clock::now() - std::chrono::seconds(1);
   for (auto& r : retired_)
@@ -860,8 +887,7 @@ awaitable<void> FileSource::run(Fanout& out) {
           ++it;
           continue;
         }
-        if (open_count() >= cfg_.max_open_files)
-          close_idle_files(trim_target());
+        if (open_count() >= cfg_.max_open_files) close_idle_files(trim_target());
         if (!reopen(f)) {
           f.wanted = false;  // restat_closed() decides at the next scan
           ++it;
@@ -884,7 +910,8 @@ awaitable<void> FileSource::run(Fanout& out) {
         bool quiet = Clock::now() - f.rotated_since >= cfg_.scan_interval;
         if (f.rotated && (f.drain_only || quiet)) {
           EventBatch last;
-          uint16_t meta[4] = {last.intern(cfg_.host), last.intern(cfg_.source ? *cfg_.source : f.path),
+          uint16_t meta[4] = {last.intern(cfg_.host),
+                              last.intern(cfg_.source ? *cfg_.source : f.path),
                               last.intern(cfg_.sourcetype), last.intern(cfg_.index)};
           EventBatch* lp = &last;
           BatchEmitter em(lp, meta, f.decoder.get());
@@ -901,7 +928,10 @@ awaitable<void> FileSource::run(Fanout& out) {
           }
           {
             std::lock_guard lk(state_mu_);
-            if (auto s = state_.find(f.key); s != state_.end()) s->second.closed_at = now_s();
+            if (auto s = state_.find(f.key); s != state_.end()) {
+              s->second.closed_at = now_s();
+              ctx_.checkpoints->mark_dirty(ctx_.id);  // persisted: the entry expires
+            }
           }
           spdlog::info("[{}] released {} (rotated or deleted, drained to offset {})", ctx_.id,
                        f.path, f.offset);
@@ -918,7 +948,8 @@ awaitable<void> FileSource::run(Fanout& out) {
       ++it;
     }
     if (stopped) break;
-    std::erase_if(released_, [](const std::unique_ptr<Tailed>& t) { return t->window->pending() == 0; });
+    std::erase_if(released_,
+                  [](const std::unique_ptr<Tailed>& t) { return t->window->pending() == 0; });
     auto now = Clock::now();
     if (rescan || (postponed_ && now - last_scan >= std::chrono::milliseconds(100)) ||
         now - last_scan >= cfg_.scan_interval) {
@@ -928,18 +959,18 @@ awaitable<void> FileSource::run(Fanout& out) {
     }
     if (got == 0) {
       // Wait for inotify, the next re-stat, or a pending timeout (partial line, multiline).
-      auto wait = watcher_ ? std::chrono::duration_cast<Clock::duration>(cfg_.scan_interval)
-                           : std::chrono::duration_cast<Clock::duration>(
-                                 std::min<std::chrono::nanoseconds>(cfg_.scan_interval,
-                                                                    std::chrono::milliseconds(250)));
+      auto wait =
+          watcher_ ? std::chrono::duration_cast<Clock::duration>(cfg_.scan_interval)
+                   : std::chrono::duration_cast<Clock::duration>(std::min<std::chrono::nanoseconds>(
+                         cfg_.scan_interval, std::chrono::milliseconds(250)));
       if (pending_timeouts || postponed_)
         wait = std::min<Clock::duration>(wait, std::chrono::milliseconds(100));
       // Bounded so a stop request (which does not signal this queue) is seen promptly.
       wait = std::min<Clock::duration>(wait, std::chrono::milliseconds(500));
       wait = std::min<Clock::duration>(wait, cfg_.scan_interval - (now - last_scan));
       if (wait > Clock::duration::zero()) {
-        co_await wake_wq_.wait(wake_mu_, [this] { return woken_ || ctx_.lifecycle->stopping(); },
-                               wait);
+        co_await wake_wq_.wait(
+            wake_mu_, [this] { return woken_ || ctx_.lifecycle->stopping(); }, wait);
       }
       if (ctx_.lifecycle->stopping()) break;
     }
