@@ -32,7 +32,12 @@ struct Found {
 };
 
 Found find_element(std::string_view doc, std::string_view tag, size_t from) {
-  std::string open = "<" + std::string(tag);
+  // Built with reserve + append: `"<" + std::string(tag)` trips GCC 12's -Wrestrict false
+  // positive at -O3 (GCC bug 105329).
+  std::string open;
+  open.reserve(tag.size() + 1);
+  open.push_back('<');
+  open.append(tag);
   while (from < doc.size()) {
     size_t p = doc.find(open, from);
     if (p == std::string_view::npos) return {};

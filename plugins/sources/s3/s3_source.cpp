@@ -229,8 +229,11 @@ class S3Source final : public Source {
     po.region = region_;
     creds_ = std::make_unique<aws::CredentialProvider>(*http_, std::move(po));
     client_ = std::make_unique<aws::AwsClient>(*http_, *creds_);
-    spdlog::info("[{}] reading s3://{}/ (prefixes: {}) from {} in {}{}", ctx_.id, cfg_.bucket,
-                 fmt::join(cfg_.prefix, ", "), endpoint_, region_, path_style_ ? ", path-style" : "");
+    // Joined by hand: fmt::join trips GCC 12's -Wstringop-overflow false positive at -O3.
+    std::string prefixes;
+    for (auto& p : cfg_.prefix) prefixes += (prefixes.empty() ? "\"" : ", \"") + p + "\"";
+    spdlog::info("[{}] reading s3://{}/ (prefixes: {}) from {} in {}{}", ctx_.id, cfg_.bucket, prefixes,
+                 endpoint_, region_, path_style_ ? ", path-style" : "");
     co_return true;
   }
 
