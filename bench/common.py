@@ -1,6 +1,7 @@
 """Shared pieces of the benchmarks: data generation, an nginx HEC blackhole over TLS, process
 measurement (CPU seconds, peak RSS) and result recording. Everything runs on 127.0.0.1."""
 import json
+import math
 import os
 import platform
 import random
@@ -33,7 +34,13 @@ def machine():
                     break
     except OSError:
         pass
-    return {"cores": os.cpu_count(), "cpu": model, "kernel": platform.release()}
+    mem = ""
+    try:
+        with open("/proc/meminfo") as f:
+            mem = f.readline().split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return {"cores": os.cpu_count(), "cpu": model, "kernel": platform.release(), "mem": mem}
 
 
 def git_commit():
@@ -173,11 +180,14 @@ def metric(port, name, **labels):
     return total
 
 
+def curl_command(path, port, cacert):
+    return ["curl", "-s", "-o", "/dev/null", "--cacert", cacert, "-T", path, "-X", "POST", "-H", "Expect:",
+            "-w", "%{size_upload} %{time_total}", f"https://127.0.0.1:{port}/services/collector/event"]
+
+
 def curl_upload_limit(path, port, cacert):
     """One curl upload of the same bytes over TLS to the same receiver: the transport limit."""
-    r = subprocess.run(["curl", "-s", "-o", "/dev/null", "--cacert", cacert, "-T", path, "-X", "POST", "-H", "Expect:",
-                        "-w", "%{size_upload} %{time_total}", f"https://127.0.0.1:{port}/services/collector/event"],
-                       capture_output=True, text=True, check=True)
+    r = subprocess.run(curl_command(path, port, cacert), capture_output=True, text=True, check=True)
     size, secs = r.stdout.split()
     return float(size) / float(secs) / 2**20
 
@@ -190,3 +200,143 @@ def record(name, result):
     with open(path, "w") as f:
         json.dump(result, f, indent=2)
     return path
+
+
+# ---------------------------------------------------------------------------------------------
+# Pieces shared by bench/run (and usable by the older single-purpose scripts).
+
+TOKEN = "00000000-0000-0000-0000-000000000000"
+
+
+def wait_for_binary(timeout=180):
+    """The binary may be rebuilt while the benchmarks run: wait for it to reappear."""
+    deadline = time.time() + timeout
+    while not (os.path.isfile(BIN) and os.access(BIN, os.X_OK)):
+        if time.time() > deadline:
+            raise RuntimeError(f"logship binary not found: {BIN} (set LOGSHIP_BIN)")
+        print(f"waiting for {BIN} to appear (rebuild in progress?)", file=sys.stderr)
+        time.sleep(5)
+
+
+def write_token(directory):
+    path = os.path.join(directory, "token")
+    with open(path, "w") as f:
+        f.write(TOKEN + "\n")
+    os.chmod(path, 0o600)
+    return path
+
+
+def hec_sink_config(inputs, port, cert, token_file, compression="none", level=1, **extra):
+    """The `splunk_hec` sink as benchmarked: default batch/request/buffer settings, acks off."""
+    sink = {"type": "splunk_hec", "inputs": list(inputs), "endpoints": [f"https://127.0.0.1:{port}"],
+            "token_file": token_file, "compression": compression,
+            "acknowledgements": {"enabled": False}, "tls": {"ca_file": cert}}
+    if compression == "gzip":
+        sink["compression_level"] = level
+    sink.update(extra)
+    return sink
+
+
+def proc_rss_mib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024.0
+    return 0.0
+
+
+class Logship:
+    """One logship process: writes its config (JSON is YAML), starts it, reads its metrics."""
+
+    def __init__(self, workdir, cfg, name="logship"):
+        self.workdir = workdir
+        self.admin = free_port()
+        cfg = dict(cfg)
+        cfg.setdefault("data_dir", os.path.join(workdir, name + "-data"))
+        cfg["admin"] = {"address": f"127.0.0.1:{self.admin}"}
+        self.cfg = cfg
+        self.cfg_path = os.path.join(workdir, name + ".yaml")
+        with open(self.cfg_path, "w") as f:
+            json.dump(cfg, f, indent=2)
+        self.cmd = [BIN, "run", "-c", self.cfg_path]
+        self.log_path = os.path.join(workdir, name + ".log")
+        self.proc = None
+
+    def start(self):
+        wait_for_binary()
+        self.log = open(self.log_path, "ab")
+        self.t0 = time.monotonic()
+        self.proc = subprocess.Popen(self.cmd, stdout=self.log, stderr=subprocess.STDOUT)
+        return self
+
+    @property
+    def pid(self):
+        return self.proc.pid
+
+    def check_alive(self):
+        if self.proc.poll() is not None:
+            tail = open(self.log_path, errors="replace").read()[-2000:]
+            raise RuntimeError(f"logship exited with {self.proc.returncode}; log tail:\n{tail}")
+
+    def metric(self, name, **labels):
+        return metric(self.admin, name, **labels)
+
+    def wait_ready(self, timeout=30):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self.check_alive()
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{self.admin}/ready", timeout=1) as r:
+                    if r.status == 200:
+                        return
+            except OSError:
+                pass
+            time.sleep(0.05)
+        raise RuntimeError("logship not ready after %ds" % timeout)
+
+    def wait_sent(self, component, target, stall=60, poll=0.01):
+        """Waits until sent_events_total{component_id=component} >= target; returns the seconds
+        since start. Raises when the counter does not move for `stall` seconds."""
+        last, last_change = -1, time.monotonic()
+        while True:
+            self.check_alive()
+            sent = self.metric("logship_component_sent_events_total", component_id=component) or 0
+            now = time.monotonic()
+            if sent >= target:
+                return now - self.t0
+            if sent != last:
+                last, last_change = sent, now
+            elif now - last_change > stall:
+                raise RuntimeError(f"stalled at {sent:.0f} of {target} events (log: {self.log_path})")
+            time.sleep(poll)
+
+    def cpu(self):
+        return proc_cpu_seconds(self.proc.pid)
+
+    def peak_rss(self):
+        return proc_peak_rss_mib(self.proc.pid)
+
+    def rss(self):
+        return proc_rss_mib(self.proc.pid)
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if self.proc:
+            self.log.close()
+
+    def command(self):
+        return " ".join(self.cmd)
+
+
+def percentile(sorted_values, p):
+    if not sorted_values:
+        return None
+    # Nearest rank: the smallest value with at least p % of the values at or below it.
+    k = min(len(sorted_values) - 1, max(0, math.ceil(p / 100.0 * len(sorted_values)) - 1))
+    return sorted_values[k]

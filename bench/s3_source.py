@@ -115,7 +115,7 @@ def make_vpcflow(workdir, target, per_file, seed=7):
     return items, raw, events
 
 
-def run(scenario, args):
+def run(scenario, args, record=True):
     workdir = tempfile.mkdtemp(prefix=f"logship-bench-s3-{scenario}-")
     server = None
     try:
@@ -198,6 +198,8 @@ def run(scenario, args):
             "cpu_s_per_gib": round(cpu / (mib / 1024), 2), "mib_per_cpu_s": round(mib / cpu, 1) if cpu else None,
             "peak_rss_mib": round(rss, 1), "generation_s": round(gen_s, 1), "binary": common.BIN,
         }
+        if not record:
+            return result
         path = common.record(f"s3-{scenario}", result)
         print(f"s3 {scenario:10s}: {n:4d} objects, {mib:6.0f} MiB decompressed in {elapsed:6.2f}s = "
               f"{result['mib_per_s']:7.1f} MiB/s, {result['events_per_s']:8d} events/s, "

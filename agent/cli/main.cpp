@@ -1,5 +1,8 @@
 // logship: run | check | version. Exit codes: 0 ok, 1 runtime failure, 2 bad config or usage.
+#include <malloc.h>
+
 #include <cstdio>
+#include <cstdlib>
 #include <iostream>
 
 #include <CLI/CLI.hpp>
@@ -13,6 +16,11 @@
 using namespace logship;
 
 int main(int argc, char** argv) {
+  // Batches (~1 MiB) are built on one thread and freed on another. glibc's default of one arena
+  // per thread (up to 8 per core) keeps the freed blocks of each arena. A single arena bounds that
+  // retention; one arena is enough for our few threads (bench/run file-to-hec, 512 MiB: peak RSS
+  // 75.4 -> 54.5 MiB, CPU 3.0 s/GiB either way). GLIBC_TUNABLES wins.
+  if (!std::getenv("GLIBC_TUNABLES")) mallopt(M_ARENA_MAX, 1);
   CLI::App app{"logship: ships logs to Splunk HEC"};
   app.require_subcommand(1);
   std::string run_config, check_config, log_level_override;

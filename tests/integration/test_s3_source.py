@@ -282,11 +282,12 @@ class CuttingProxy:
     """A TCP proxy to the S3 server that cuts the connection in the middle of the response body
     of the first GET of a chosen byte range (a dropped connection), and records every GET."""
 
-    def __init__(self, tc, upstream_port, cut_range_prefix):
+    def __init__(self, tc, upstream_port, cut_range_prefix, deny=None):
         import socket
         import threading
         self.upstream = upstream_port
         self.cut = cut_range_prefix
+        self.deny = deny  # GETs of paths containing this answer 403 AccessDenied while set
         self.cut_done = False
         self.gets = []
         self.lock = threading.Lock()
@@ -324,6 +325,12 @@ class CuttingProxy:
             head = buf.split(b"\r\n\r\n", 1)[0].decode("latin-1")
             lines = head.split("\r\n")
             hdrs = {ln.split(":", 1)[0].lower(): ln.split(":", 1)[1].strip() for ln in lines[1:] if ":" in ln}
+            if self.deny and lines[0].startswith("GET ") and self.deny in lines[0]:
+                body = (b'<?xml version="1.0" encoding="UTF-8"?><Error><Code>AccessDenied</Code>'
+                        b'<Message>Access Denied</Message><RequestId>R1</RequestId></Error>')
+                c.sendall(b"HTTP/1.1 403 Forbidden\r\nContent-Type: application/xml\r\nContent-Length: "
+                          + str(len(body)).encode() + b"\r\nConnection: close\r\n\r\n" + body)
+                return
             req = "\r\n".join([lines[0]] + [ln for ln in lines[1:] if not ln.lower().startswith("connection:")]
                                + ["Connection: close"]) + "\r\n\r\n"
             u = socket.create_connection(("127.0.0.1", self.upstream))
@@ -378,6 +385,32 @@ class Faults(unittest.TestCase):
         etag = second[0][1]
         self.assertTrue(etag.startswith('"') and len(etag) > 2, proxy.gets)
         self.assertTrue(all(g[1] == etag for g in proxy.gets), proxy.gets)
+
+
+    def test_access_denied_on_get_is_explained_and_retried_at_the_next_poll(self):
+        """An SSE-KMS object without kms:Decrypt answers 403 AccessDenied on GET: the log names
+        bucket and key and the missing permission; the object is not failed, and is read once the
+        permission is there."""
+        s3 = S3Server(self)
+        body, ids = ct_file(random.Random(2), "kms", 25, NOW - 600)
+        key = ct_key("us-east-1", DAY, "0100", "kms")
+        s3.put([(key, body)])
+        proxy = CuttingProxy(self, s3.port, "none", deny="_kms.json.gz")
+        h = Harness(self, s3, {"ct": {"format": "cloudtrail", "prefix": "AWSLogs/",
+                                      "endpoint": f"http://127.0.0.1:{proxy.port}"}})
+        h.start()
+        h.wait(lambda: "AccessDenied" in h.proc.log(), 20, "AccessDenied logged")
+        time.sleep(1.0)  # a few polls: logged once, not failed
+        log = h.proc.log()
+        self.assertIn(f"reading s3://logs/{key}: HTTP 403 AccessDenied", log)
+        self.assertIn("kms:Decrypt", log)
+        self.assertEqual(log.count("AccessDenied"), 1, "logged more than once")
+        self.assertIn(h.metric("logship_s3_objects_total", component_id="ct", status="failed"), (None, 0))
+        self.assertEqual(h.events(), [])
+        proxy.deny = None  # the permission was granted
+        h.wait(lambda: len(h.events()) >= 25, 20, "records after the permission was granted")
+        h.stop()
+        self.assertEqual(set(by_id(h.events(), "eventID")), set(ids))
 
 
 class Signatures(unittest.TestCase):

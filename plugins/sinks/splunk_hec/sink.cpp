@@ -60,8 +60,10 @@ awaitable<void> HecSink::run(BatchChannel& in) {
     spdlog::warn("[{}] tls.verify is false: the HEC server's certificate and name are not checked",
                  ctx_.id);
   const int per_endpoint = cfg_.request_concurrency;
-  auto st = std::make_shared<RunState>(
-      static_cast<size_t>(per_endpoint) * cfg_.endpoints.size());
+  // One encoded request waits per endpoint: enough to keep the senders busy (the batcher encodes
+  // far faster than a request travels), and each waiting request holds ~2 MiB (its body and the
+  // batches it refers to), which counts in the peak RSS.
+  auto st = std::make_shared<RunState>(cfg_.endpoints.size());
   st->sink = this;
   st->abort = ctx_.abort ? ctx_.abort : &st->own_abort;
   st->rebuilder = std::make_unique<HecRequestBuilder>(cfg_);

@@ -86,6 +86,7 @@ struct ObjectProgress {
   bool complete = false;  // every record was read and emitted
   bool failed = false;    // final failure already recorded
   bool released = false;
+  bool reader_finished = false;
 
   void add(uint64_t end) {
     std::lock_guard lk(mu);
@@ -120,6 +121,7 @@ struct ObjectProgress {
     {
       std::lock_guard lk(mu);
       complete = stream_complete;
+      reader_finished = true;
       if (!failed && complete && pending.empty()) {
         state->done(obj);
         checkpoints->mark_dirty(id);
@@ -137,15 +139,14 @@ struct ObjectProgress {
   }
 
  private:
-  bool finish_locked(bool final_state) {
-    if (released) return false;
-    bool errored = std::any_of(pending.begin(), pending.end(), [](auto& p) { return p.st == 2; });
+  /// The object leaves the active set once its reader stopped and no batch is in flight: done,
+  /// failed, or to be read again (resuming after the acknowledged records) at the next poll.
+  bool finish_locked(bool /*final_state*/) {
+    if (released || !reader_finished) return false;
     bool idle = std::all_of(pending.begin(), pending.end(), [](auto& p) { return p.st != 0; });
-    if (final_state || (idle && errored)) {
-      released = true;
-      return true;
-    }
-    return false;
+    if (!idle) return false;
+    released = true;
+    return true;
   }
 };
 
