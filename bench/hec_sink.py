@@ -34,6 +34,8 @@ def run_one(tmp, logfile, events, text_bytes, nginx, cert, compression, level):
             "token_file": token, "compression": compression, "compression_level": level,
             "acknowledgements": {"enabled": False}, "tls": {"ca_file": cert}}},
     }
+    # Experiments: extra sink keys as JSON, e.g. LOGSHIP_BENCH_SINK_EXTRA='{"request":{"concurrency":1}}'
+    cfg["sinks"]["hec"].update(json.loads(os.environ.get("LOGSHIP_BENCH_SINK_EXTRA", "{}")))
     cfg_path = os.path.join(tmp, f"bench-{compression}.yaml")
     with open(cfg_path, "w") as f:
         json.dump(cfg, f, indent=1)

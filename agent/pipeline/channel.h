@@ -3,7 +3,9 @@
 // that is backpressure. One item is always admitted into an empty channel, so an item larger than
 // the byte limit cannot deadlock. Multi-producer, multi-consumer.
 #include <cstddef>
+#include <algorithm>
 #include <deque>
+#include <memory>
 #include <mutex>
 #include <optional>
 
@@ -15,6 +17,29 @@ template <class T>
 class Channel {
  public:
   Channel(size_t max_bytes, size_t max_items) : max_bytes_(max_bytes), max_items_(max_items) {}
+  ~Channel() {
+    std::lock_guard lk(hub_->mu);
+    hub_->ch = nullptr;
+  }
+  Channel(const Channel&) = delete;
+  Channel& operator=(const Channel&) = delete;
+
+  /// Deferred release: a consumer that keeps items after receiving them (a sink batching and
+  /// retrying) calls this before its first receive; received items then stay counted in bytes()
+  /// until their lease ends, so `max_bytes` bounds everything the consumer has not finished.
+  void defer_release() {
+    std::lock_guard lk(mu_);
+    deferred_ = true;
+  }
+  /// A lease on `bytes` of a received item (with defer_release): the bytes are released when the
+  /// last copy of the returned pointer is destroyed, even after the channel is gone.
+  std::shared_ptr<void> lease(size_t bytes) {
+    auto hub = hub_;
+    return std::shared_ptr<void>(nullptr, [hub, bytes](void*) {
+      std::lock_guard lk(hub->mu);
+      if (hub->ch) hub->ch->release(bytes);
+    });
+  }
 
   /// Suspends while full. Returns false (item dropped by the caller) when aborted or closed.
   awaitable<bool> send(T item, size_t bytes) {
@@ -127,9 +152,16 @@ class Channel {
     if (items_.empty()) return std::nullopt;
     auto e = std::move(items_.front());
     items_.pop_front();
-    bytes_ -= e.bytes;
-    not_full_.notify_all();
+    if (!deferred_) {
+      bytes_ -= e.bytes;
+      not_full_.notify_all();
+    }
     return std::optional<T>(std::move(e.item));
+  }
+  void release(size_t bytes) {
+    std::lock_guard lk(mu_);
+    bytes_ -= std::min(bytes, bytes_);
+    not_full_.notify_all();
   }
   void close_locked() {
     closed_ = true;
@@ -148,6 +180,13 @@ class Channel {
   int producers_ = 0;
   bool closed_ = false;
   bool aborted_ = false;
+  bool deferred_ = false;
+  struct Hub {
+    explicit Hub(Channel* c) : ch(c) {}
+    std::mutex mu;
+    Channel* ch;
+  };
+  std::shared_ptr<Hub> hub_ = std::make_shared<Hub>(this);
   WaitQueue not_full_;
   WaitQueue not_empty_;
 };

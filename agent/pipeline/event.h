@@ -74,8 +74,10 @@ class EventBatch {
   bool empty() const { return events_.empty(); }
   /// Bytes of event text (what metrics count as event bytes).
   size_t text_bytes() const { return arena_.size(); }
-  /// Memory accounted against channel limits.
-  size_t byte_size() const { return arena_.size() + events_.size() * sizeof(Event) + 64; }
+  /// Memory accounted against channel limits: what the batch holds allocated (capacities).
+  size_t byte_size() const {
+    return arena_.capacity() + events_.capacity() * sizeof(Event) + meta_.capacity() * 32 + 64;
+  }
   void reserve(size_t events, size_t bytes) {
     events_.reserve(events);
     arena_.reserve(bytes);

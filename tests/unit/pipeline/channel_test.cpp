@@ -144,3 +144,34 @@ TEST_CASE("lifecycle sleep returns early when a stop is requested") {
   CHECK(stopped);
   CHECK(std::chrono::steady_clock::now() - t0 < std::chrono::seconds(30));
 }
+
+TEST_CASE("deferred release: received items stay counted until their lease ends") {
+  Channel<int> ch(3000, 100);
+  ch.defer_release();
+  int v = 1;
+  CHECK(ch.try_send(v, 1000));
+  v = 2;
+  CHECK(ch.try_send(v, 1000));
+  auto a = ch.try_receive();
+  REQUIRE(a);
+  CHECK(ch.bytes() == 2000);  // received, not yet finished: still counted
+  auto lease = ch.lease(1000);
+  auto copy = lease;          // e.g. a request split in two
+  v = 3;
+  CHECK(ch.try_send(v, 1000));
+  v = 4;
+  CHECK_FALSE(ch.try_send(v, 1000));  // 3000 held or queued: full
+  lease.reset();
+  CHECK(ch.bytes() == 3000);  // one copy still alive
+  copy.reset();
+  CHECK(ch.bytes() == 2000);
+  CHECK(ch.try_send(v, 1000));
+  // A lease outliving its channel is harmless.
+  std::shared_ptr<void> late;
+  {
+    Channel<int> gone(100, 10);
+    gone.defer_release();
+    late = gone.lease(10);
+  }
+  late.reset();
+}
