@@ -62,6 +62,15 @@ bool log_allowed(std::string_view key, std::chrono::seconds interval, uint64_t* 
   static std::unordered_map<std::string, Entry> entries;
   std::lock_guard lk(mu);
   auto now = std::chrono::steady_clock::now();
+  // Keys can be per file or per S3 object: the table must not grow without limit. Entries idle
+  // for a day are dropped (swept at most once a minute; no interval in use is longer); past
+  // 100,000 live keys it starts over (worst case: one repeated warning per key).
+  static std::chrono::steady_clock::time_point last_sweep{};
+  if (entries.size() >= 8192 && now - last_sweep > std::chrono::minutes(1)) {
+    last_sweep = now;
+    std::erase_if(entries, [&](const auto& kv) { return now - kv.second.last > std::chrono::hours(24); });
+  }
+  if (entries.size() >= 100000) entries.clear();
   auto& e = entries[std::string(key)];
   if (!e.seen || now - e.last >= interval) {
     if (suppressed) *suppressed = e.suppressed;

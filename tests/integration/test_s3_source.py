@@ -117,6 +117,10 @@ class CloudTrailAndVpc(unittest.TestCase):
         body, ids = ct_file(rnd, "w", 30, NOW - 1800)
         objs.append((ct_key("eu-west-1", DAY, "0100", "w"), body))
         expect_ct.update(ids)
+        # An Insights file under the same prefix: skipped unless key_include names it.
+        insight, _ = ct_file(rnd, "insight", 5, NOW - 900)
+        objs.append((f"AWSLogs/{ACCOUNT}/CloudTrail-Insight/us-east-1/{DAY[0]:04d}/{DAY[1]:02d}/{DAY[2]:02d}/"
+                     f"{ACCOUNT}_CloudTrail-Insight_us-east-1_x.json.gz", insight))
         objs.append((ct_digest_key("us-east-1", DAY, "0100"),
                      gzip.compress(json.dumps({"awsAccountId": ACCOUNT, "digestStartTime": "x"}).encode())))
         objs.append((vpc_key(DAY, "0100", "v1"), gzip.compress(vpc_v2_file(0, 500, NOW - 3000, nodata=2, skipdata=3))))
@@ -127,6 +131,9 @@ class CloudTrailAndVpc(unittest.TestCase):
         h = Harness(self, s3, {
             "ct": {"format": "cloudtrail", "prefix": f"AWSLogs/{ACCOUNT}/CloudTrail", "indexed_fields": ["eventName", "userIdentity.type", "readOnly"]},
             "ctdigest": {"format": "cloudtrail", "prefix": f"AWSLogs/{ACCOUNT}/CloudTrail-Digest/"},
+            # `since` after every object: reads nothing (else every CloudTrail record would arrive twice)
+            "ctsince": {"format": "cloudtrail", "prefix": f"AWSLogs/{ACCOUNT}/CloudTrail/",
+                        "since": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(NOW + 3600))},
             "vpc": {"format": "vpcflow", "prefix": f"AWSLogs/{ACCOUNT}/vpcflowlogs/"},
             "vpcjson": {"format": "vpcflow", "prefix": "custom/", "vpcflow": {"emit": "json"}},
         })
@@ -144,6 +151,7 @@ class CloudTrailAndVpc(unittest.TestCase):
             self.assertAlmostEqual(e["time"], expect_ct[e["event"]["eventID"]], places=3)
             self.assertTrue(e["source"].startswith(f"s3://logs/AWSLogs/{ACCOUNT}/CloudTrail/"), e["source"])
             self.assertNotIn("CloudTrail-Digest", e["source"])
+            self.assertNotIn("CloudTrail-Insight", e["source"])
             # indexed fields: string values only
             self.assertEqual(e["fields"]["eventName"], e["event"]["eventName"])
             self.assertEqual(e["fields"]["userIdentity.type"], "IAMUser")
