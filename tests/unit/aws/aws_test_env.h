@@ -48,7 +48,14 @@ inline const char* const kAwsVars[] = {"AWS_ACCESS_KEY_ID",
                                        "AWS_ENDPOINT_URL_S3",
                                        "AWS_ENDPOINT_URL_SQS",
                                        "AWS_ENDPOINT_URL_KMS",
-                                       "HOME"};
+                                       "HOME",
+                                       "http_proxy",
+                                       "HTTP_PROXY",
+                                       "https_proxy",
+                                       "HTTPS_PROXY",
+                                       "ALL_PROXY",
+                                       "no_proxy",
+                                       "NO_PROXY"};
 
 /// Saves and clears the AWS environment for one test; restores it on destruction.
 class AwsEnv {

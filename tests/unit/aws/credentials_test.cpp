@@ -310,6 +310,23 @@ TEST_CASE("aws credentials: EC2 IMDSv2 token flow (PUT token, then GETs with the
   CHECK(got[2].header("x-aws-ec2-metadata-token") == "IMDS-SESSION-TOKEN");
 }
 
+TEST_CASE("aws credentials: metadata requests bypass a configured proxy") {
+  // The proxy variables point at a closed port: going through it would fail. IMDS must still
+  // answer (link-local metadata endpoints are never proxied).
+  AwsEnv env;
+  ImdsServer imds;
+  imds.use(env);
+  for (const char* v : {"http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "ALL_PROXY"})
+    env.set(v, "http://127.0.0.1:1");
+  for (const char* v : {"no_proxy", "NO_PROXY"}) env.unset(v);
+  TestLoop loop;
+  HttpClient http(loop.executor(), TlsOptions{});
+  CredentialProvider p(http, options());
+  Credentials c = run_sync(loop, p.get());
+  CHECK(c.provider == "imds");
+  CHECK(imds.server.received().size() == 3);
+}
+
 TEST_CASE("aws credentials: a profile wins over ECS and IMDS") {
   // Verifies chain order: shared files before the container and instance providers.
   AwsEnv env;
