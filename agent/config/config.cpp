@@ -633,21 +633,13 @@ std::vector<std::shared_ptr<Secret>> ConfigNode::secret_list(std::string_view ke
   } catch (const std::exception& e) {
     fail(file_key, std::string(e.what()) + "; expected a regular file readable only by its owner");
   }
-  // Each line is its own secret. They are registered without the file: Secret::reload() re-reads
-  // a whole file as one value, which would be wrong for a list.
-  std::istringstream lines(content);
-  std::string line;
-  while (std::getline(lines, line)) {
-    while (!line.empty() && (line.back() == '\r' || line.back() == ' ' || line.back() == '\t')) {
-      line.pop_back();
-    }
-    size_t start = line.find_first_not_of(" \t");
-    if (start == std::string::npos) continue;
-    out.push_back(SecretStore::instance().add(line.substr(start), ""));
-  }
-  if (out.empty()) {
+  // One secret holding the whole file, registered with it: SIGHUP re-reads the list (tokens added
+  // or revoked take effect without a restart). Consumers iterate its lines (secret_lines()).
+  auto whole = SecretStore::instance().add(std::move(content), path);
+  if (secret_lines(whole->value()).empty()) {
     fail(file_key, fmt::format("secret file {} holds no secrets; expected one per line", path));
   }
+  out.push_back(std::move(whole));
   return out;
 }
 

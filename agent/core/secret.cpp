@@ -57,6 +57,20 @@ std::string Secret::reload() {
   }
 }
 
+std::vector<std::string_view> secret_lines(std::string_view value) {
+  std::vector<std::string_view> out;
+  while (!value.empty()) {
+    size_t nl = value.find('\n');
+    std::string_view line = value.substr(0, nl);
+    value = nl == std::string_view::npos ? std::string_view() : value.substr(nl + 1);
+    while (!line.empty() && (line.back() == '\r' || line.back() == ' ' || line.back() == '\t'))
+      line.remove_suffix(1);
+    while (!line.empty() && (line.front() == ' ' || line.front() == '\t')) line.remove_prefix(1);
+    if (!line.empty()) out.push_back(line);
+  }
+  return out;
+}
+
 SecretStore& SecretStore::instance() {
   static SecretStore s;
   return s;

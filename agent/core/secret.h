@@ -4,6 +4,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace logship {
@@ -30,6 +31,10 @@ class Secret {
   std::string value_;
   std::string file_;
 };
+
+/// The non-empty lines of a secret list value (a `*_file` list holds one secret per line),
+/// trimmed of surrounding blanks and CR. An inline secret is its own single line.
+std::vector<std::string_view> secret_lines(std::string_view value);
 
 /// Every secret loaded from a `*_file` key registers here; SIGHUP reloads them all.
 class SecretStore {

@@ -9,6 +9,7 @@ import gzip
 import http.client
 import json
 import os
+import signal
 import socket
 import ssl
 import subprocess
@@ -480,6 +481,47 @@ class HecReceiverTlsTest(unittest.TestCase):
         r.proc.proc.wait(timeout=30)
         self.assertEqual(r.stop(), 1, r.proc.log())
         self.assertIn(missing, r.proc.log())
+
+
+class HecReceiverTokensFileTest(unittest.TestCase):
+    # Verifies tokens_file is re-read on SIGHUP: a token added is accepted, a token removed is
+    # refused, without a restart.
+    def test_sighup_reloads_the_tokens_file(self):
+        tmp = TempDir()
+        self.addCleanup(tmp.cleanup)
+        tokens = tmp.join("tokens")
+
+        def write_tokens(text):
+            with open(tokens + ".new", "w") as f:
+                f.write(text)
+            os.chmod(tokens + ".new", 0o600)
+            os.replace(tokens + ".new", tokens)
+
+        write_tokens("tok-a\n")
+        port = free_port()
+        cfg = {"data_dir": tmp.join("data"),
+               "sources": {"hec_in": {"type": "splunk_hec", "address": f"127.0.0.1:{port}", "tokens_file": tokens}},
+               "sinks": {"out": {"type": "file", "inputs": ["hec_in"], "path": tmp.join("out.jsonl")}}}
+        proc = Logship(write_config(tmp.join("r.yaml"), cfg), name="receiver")
+        proc.start()
+        self.addCleanup(lambda: proc.alive() and proc.stop())
+        wait_hec_up(port)
+        body = json.dumps({"event": "x"})
+        ok, refused = (200, {"text": "Success", "code": 0}), (403, {"text": "Invalid token", "code": 4})
+        self.assertEqual(request(port, "/services/collector/event", body=body, token="tok-a"), ok)
+        self.assertEqual(request(port, "/services/collector/event", body=body, token="tok-b"), refused)
+        write_tokens("tok-a\n  tok-b  \r\n\n")
+        proc.proc.send_signal(signal.SIGHUP)
+        wait_for(lambda: request(port, "/services/collector/event", body=body, token="tok-b") == ok, 10,
+                 "tok-b accepted after SIGHUP")
+        write_tokens("tok-b\n")  # tok-a revoked
+        proc.proc.send_signal(signal.SIGHUP)
+        wait_for(lambda: request(port, "/services/collector/event", body=body, token="tok-a") == refused, 10,
+                 "tok-a refused after SIGHUP")
+        self.assertEqual(request(port, "/services/collector/event", body=body, token="tok-b"), ok)
+        self.assertEqual(proc.stop(), 0)
+        self.assertNotIn("tok-a", proc.log())
+        self.assertNotIn("tok-b", proc.log())
 
 
 class HecReceiverShutdownTest(unittest.TestCase):

@@ -471,9 +471,10 @@ awaitable<void> HecSource::linger(beast::tcp_stream& tcp, Conn& conn) {
 bool HecSource::token_known(std::string_view token) const {
   bool found = false;
   for (const auto& s : cfg_.tokens) {
-    std::string v = s->value();
-    if (v.size() == token.size() && CRYPTO_memcmp(v.data(), token.data(), v.size()) == 0)
-      found = true;
+    std::string v = s->value();  // a tokens_file holds one token per line (re-read on SIGHUP)
+    for (std::string_view t : secret_lines(v))
+      if (t.size() == token.size() && CRYPTO_memcmp(t.data(), token.data(), t.size()) == 0)
+        found = true;
   }
   return found;
 }
