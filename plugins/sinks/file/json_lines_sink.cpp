@@ -103,9 +103,22 @@ awaitable<void> JsonLinesSink::run(BatchChannel& in) {
                                strerror(errno)));
       if (co_await ctx_.abort->sleep(std::chrono::seconds(1))) co_return;  // acks report errored
     }
-    m_.sent_events.inc(events);
-    m_.sent_bytes.inc(text);
-    for (auto& ref : pending) ref.ack.finish(DeliveryStatus::kDelivered);
+    // Delivered means on disk: the data reaches stable storage before the acknowledgement lets
+    // sources move their checkpoints (one fdatasync per group of batches, not per batch).
+    DeliveryStatus status = DeliveryStatus::kDelivered;
+    if (!path_.empty() && ::fdatasync(fd_) != 0 && errno != EINVAL && errno != EROFS) {
+      // After a failed sync the kernel may have dropped the pages: the data is not acknowledged,
+      // so the sources keep their checkpoints and read it again after a restart (duplicates,
+      // never loss).
+      report_error(m_, "write", "sync_failed",
+                   fmt::format("cannot sync {}: {}; its events are not acknowledged", path_,
+                               strerror(errno)));
+      status = DeliveryStatus::kErrored;
+    } else {
+      m_.sent_events.inc(events);
+      m_.sent_bytes.inc(text);
+    }
+    for (auto& ref : pending) ref.ack.finish(status);
     pending.clear();
   }
 }
