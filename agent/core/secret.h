@@ -33,7 +33,8 @@ class Secret {
 };
 
 /// The non-empty lines of a secret list value (a `*_file` list holds one secret per line),
-/// trimmed of surrounding blanks and CR. An inline secret is its own single line.
+/// trimmed of surrounding blanks and CR (views into `value`: keep it alive while using them). An
+/// inline secret is its own single line.
 std::vector<std::string_view> secret_lines(std::string_view value);
 
 /// Every secret loaded from a `*_file` key registers here; SIGHUP reloads them all.

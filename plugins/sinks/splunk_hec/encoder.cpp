@@ -2,6 +2,7 @@
 
 #include <array>
 #include <cstring>
+#include <limits>
 
 #include <emmintrin.h>
 
@@ -178,6 +179,15 @@ size_t json_escape_append(std::string& out, std::string_view in) {
 
 void append_hec_time(std::string& out, int64_t time_ns) {
   int64_t ms = time_ns / 1000000;  // toward zero
+  // Consecutive events mostly share their time (a file read stamps all its lines at once): the
+  // last text is reused (2.9 % of scenario 1's CPU went to this formatting).
+  thread_local int64_t cached_ms = std::numeric_limits<int64_t>::min();
+  thread_local char cached[32];
+  thread_local size_t cached_len = 0;
+  if (ms == cached_ms) {
+    out.append(cached, cached_len);
+    return;
+  }
   bool neg = ms < 0;
   uint64_t a = neg ? static_cast<uint64_t>(-(ms + 1)) + 1 : static_cast<uint64_t>(ms);
   char buf[32];
@@ -193,7 +203,10 @@ void append_hec_time(std::string& out, int64_t time_ns) {
     sec /= 10;
   } while (sec);
   if (neg) *--q = '-';
-  out.append(q, static_cast<size_t>(e - q));
+  cached_len = static_cast<size_t>(e - q);
+  std::memcpy(cached, q, cached_len);
+  cached_ms = ms;
+  out.append(q, cached_len);
 }
 
 HecEncoder::HecEncoder(const HecSinkConfig& cfg)

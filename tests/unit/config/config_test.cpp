@@ -400,7 +400,8 @@ TEST_CASE("config: secret_list reads an inline list or one secret per non-empty 
   ConfigNode f = node_of("tokens_file: " + path + "\n", "sources.hec");
   auto from_file = f.secret_list("tokens");
   REQUIRE(from_file.size() == 1);  // the whole file, re-read as one on SIGHUP
-  auto lines = secret_lines(from_file[0]->value());
+  std::string whole = from_file[0]->value();
+  auto lines = secret_lines(whole);
   REQUIRE(lines.size() == 2);
   CHECK(lines[0] == "one");
   CHECK(lines[1] == "two");

@@ -76,6 +76,12 @@ TEST_CASE("HEC time has exactly three decimals, truncated toward zero") {
   CHECK(t(-1500000000LL) == "-1.500");
   CHECK(t(INT64_MAX) == "9223372036.854");
   CHECK(t(INT64_MIN) == "-9223372036.854");
+  // The last rendering is reused for the same millisecond, and only for it.
+  CHECK(t(1433188255005000000LL) == "1433188255.005");
+  CHECK(t(1433188255005999999LL) == "1433188255.005");
+  CHECK(t(1433188255006000000LL) == "1433188255.006");
+  CHECK(t(-1500000000LL) == "-1.500");
+  CHECK(t(1433188255005000001LL) == "1433188255.005");
 }
 
 TEST_CASE("HEC encoder omits time for events without a positive timestamp") {
