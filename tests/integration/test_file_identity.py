@@ -131,6 +131,28 @@ class Identity(unittest.TestCase):
         h.assert_exactly_once(keys("a", 0, 3200), msg="copytruncate while stopped:")
         self.assertEqual(h.stop(), 0)
 
+    def test_c_copytruncate_then_more_lines_than_before_is_not_mistaken_for_growth(self):
+        """Verifies a copytruncate followed at once by more bytes than were read (the file is longer
+        than our offset again before logship looks) is seen as a rewrite: the new lines are read
+        from 0, none lost, and the copy is not re-sent."""
+        h = Harness(self, name="copytrunc-grow", source={"poll_only": True, "scan_interval": "700ms"})
+        h.cfg["sources"][SOURCE_ID]["include"] = [h.logdir + "/app.log*"]
+        h.rewrite_config()
+        app = h.path("app.log")
+        append(app, lines_blob("a", 0, 100))
+        h.start()
+        h.wait_lines(keys("a", 0, 100))
+        for r in range(3):
+            shutil.copyfile(app, h.path(f"app.log.{r + 1}"))
+            os.truncate(app, 0)
+            base = 100 + r * 1000
+            append(app, lines_blob("a", base, base + 1000))  # longer than what was read
+            h.wait_lines(keys("a", 0, base + 1000))
+        h.settle()
+        h.assert_exactly_once(keys("a", 0, 3100), msg="copytruncate + rewrite past the offset:")
+        self.assertIn("written again", h.proc.log())
+        self.assertEqual(h.stop(), 0)
+
     # (d) ------------------------------------------------------------------------------------
     def test_d_truncated_file_is_read_again_from_zero_and_counted(self):
         """Verifies a truncation (live, then while stopped with longer new content) re-reads the

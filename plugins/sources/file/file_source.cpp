@@ -730,11 +730,20 @@ awaitable<size_t> FileSource::read_some(Tailed& f, Fanout& out, bool& stopped) {
   co_return total;
 }
 
+bool FileSource::prefix_changed(const Tailed& f) const {
+  if (f.fd < 0 || f.offset == 0 || f.fp.len == 0) return false;
+  auto h = hash_prefix(f.fd, f.fp.len);
+  return h && *h != f.fp.hash;
+}
+
 void FileSource::check_rotation(Tailed& f) {
   struct stat fst {};
   if (::fstat(f.fd, &fst) == 0) {
     uint64_t size = static_cast<uint64_t>(fst.st_size);
-    if (size < f.offset) {
+    // Truncated, or truncated and written again past our offset before we looked (copytruncate
+    // followed at once by new lines): the first bytes no longer match the fingerprint.
+    bool rewritten = size >= f.offset && prefix_changed(f);
+    if (size < f.offset || rewritten) {
       // Truncated (copytruncate or `> file`): what was not read is lost; the generation read so
       // far is remembered so a copy of it continues where we were.
       truncations_.inc();
@@ -743,8 +752,12 @@ void FileSource::check_rotation(Tailed& f) {
       if (lost) abandoned_bytes_.inc(lost);
       report_error(
           m_, "read", "truncated",
-          fmt::format("{} was truncated ({} < {}); reading it again from 0{}", f.path, size,
-                      f.offset, lost ? fmt::format(" ({} unread bytes lost)", lost) : ""));
+          rewritten ? fmt::format("{} was truncated and written again (its first bytes changed); "
+                                  "reading it again from 0{}",
+                                  f.path, lost ? fmt::format(" ({} unread bytes lost)", lost) : "")
+                    : fmt::format("{} was truncated ({} < {}); reading it again from 0{}", f.path,
+                                  size, f.offset,
+                                  lost ? fmt::format(" ({} unread bytes lost)", lost) : ""));
       retired_.push_back({f.fp, f.line_start, f.emitted_tail, f.path, Clock::now()});
       f.offset = f.line_start = 0;
       f.partial.clear();
@@ -917,6 +930,9 @@ awaitable<void> FileSource::run(Fanout& out) {
         ++it;
         continue;
       }
+      // New data after a truncation that was not seen (the file is already longer than our
+      // offset again) would be read from the wrong place: check the first bytes first.
+      if (prefix_changed(f)) check_rotation(f);
       size_t n = co_await read_some(f, out, stopped);
       got += n;
       if (!f.partial.empty() || f.decoder->held_from()) pending_timeouts = true;
