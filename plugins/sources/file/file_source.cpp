@@ -159,6 +159,22 @@ void FileSource::restore() {
     std::lock_guard lk(state_mu_);
     state_[key] = sv;  // kept until the file is found again or expires
   }
+  simdjson::dom::array retired;
+  if (doc["retired"].get_array().get(retired) == simdjson::SUCCESS) {
+    std::lock_guard lk(state_mu_);
+    for (auto r : retired) {
+      Retired g;
+      std::string_view path;
+      uint64_t v = 0;
+      if (r["path"].get_string().get(path) || r["offset"].get_uint64().get(g.offset)) continue;
+      g.path = std::string(path);
+      if (!r["tail"].get_uint64().get(v)) g.tail = v;
+      if (!r["fp"].get_uint64().get(v)) g.fp.hash = v;
+      if (!r["fp_len"].get_uint64().get(v)) g.fp.len = static_cast<uint32_t>(v);
+      g.when = Clock::now();
+      if (retired_.size() < kMaxRetired) retired_.push_back(std::move(g));
+    }
+  }
 }
 
 std::string FileSource::serialize_locked() const {
@@ -174,8 +190,26 @@ std::string FileSource::serialize_locked() const {
     if (s.closed_at) out += fmt::format(",\"closed_at\":{}", s.closed_at);
     out += '}';
   }
+  // Generations read before a truncation, kept for kRetiredKeep: a copy of one (copytruncate)
+  // decided after a restart still continues where it was read to.
+  out += "],\"retired\":[";
+  first = true;
+  for (auto& r : retired_) {
+    if (!first) out += ',';
+    first = false;
+    out += "{\"path\":\"";
+    json_escape(out, r.path);
+    out += fmt::format("\",\"offset\":{},\"tail\":{},\"fp\":{},\"fp_len\":{}}}", r.offset, r.tail,
+                       r.fp.hash, r.fp.len);
+  }
   out += "]}";
   return out;
+}
+
+void FileSource::retire(Retired r) {
+  std::lock_guard lk(state_mu_);
+  retired_.push_back(std::move(r));
+  ctx_.checkpoints->mark_dirty(ctx_.id);
 }
 
 void FileSource::start_window(Tailed& f, const Saved& sv) {
@@ -249,7 +283,11 @@ uint64_t FileSource::start_offset_for_new(const std::string& path, int fd, uint6
     copies_recognised_.inc();
     spdlog::info("[{}] {} is a copy of {} as it was before its truncation; continuing at offset {}",
                  ctx_.id, path, it->path, off);
-    retired_.erase(it);
+    {
+      std::lock_guard lk(state_mu_);
+      retired_.erase(it);
+      ctx_.checkpoints->mark_dirty(ctx_.id);
+    }
     return off;
   }
   // 2. A copy of a live file made before the truncation was noticed: only for rotation-like
@@ -388,7 +426,7 @@ void FileSource::scan(bool startup) {
       spdlog::info("[{}] {} has new content under a known inode (reused); reading it as a new file",
                    ctx_.id, c.path);
     }
-    retired_.push_back({sv.fp, sv.offset, sv.tail, sv.path, Clock::now()});
+    retire({sv.fp, sv.offset, sv.tail, sv.path, Clock::now()});
     restored_.erase(r);
     // Decided with the new files, once every generation of the checkpoint is retired: it may be
     // a copy of one (copytruncate while stopped, the copy on the inode of a deleted file whose
@@ -438,8 +476,12 @@ void FileSource::scan(bool startup) {
     if (changed) ctx_.checkpoints->mark_dirty(ctx_.id);
   }
   auto cutoff = Clock::now() - kRetiredKeep;
-  std::erase_if(retired_, [&](const Retired& r) { return r.when < cutoff; });
-  if (retired_.size() > kMaxRetired) retired_.erase(retired_.begin(), retired_.end() - kMaxRetired);
+  {
+    std::lock_guard lk(state_mu_);
+    if (std::erase_if(retired_, [&](const Retired& r) { return r.when < cutoff; }) > 0)
+      ctx_.checkpoints->mark_dirty(ctx_.id);
+    if (retired_.size() > kMaxRetired) retired_.erase(retired_.begin(), retired_.end() - kMaxRetired);
+  }
   open_files_.set(open_count());
   tracked_files_.set(static_cast<int64_t>(files_.size()));
 }
@@ -484,7 +526,7 @@ void FileSource::recover_rotated_while_stopped() {
     }
     if (!found) {
       // Gone, or truncated/rewritten: keep its generation so a copy of it can continue.
-      retired_.push_back({sv.fp, sv.offset, sv.tail, sv.path, Clock::now()});
+      retire({sv.fp, sv.offset, sv.tail, sv.path, Clock::now()});
       if (!sv.closed_at) {
         report_error(m_, "read", "vanished_while_stopped",
                      fmt::format("{} (checkpoint at offset {}) was not found again after the "
@@ -758,7 +800,7 @@ void FileSource::check_rotation(Tailed& f) {
                     : fmt::format("{} was truncated ({} < {}); reading it again from 0{}", f.path,
                                   size, f.offset,
                                   lost ? fmt::format(" ({} unread bytes lost)", lost) : ""));
-      retired_.push_back({f.fp, f.line_start, f.emitted_tail, f.path, Clock::now()});
+      retire({f.fp, f.line_start, f.emitted_tail, f.path, Clock::now()});
       f.offset = f.line_start = 0;
       f.partial.clear();
       f.emitted_tail = 0;

@@ -73,6 +73,8 @@ class FileSource : public Source {
   void recover_rotated_while_stopped();
   awaitable<size_t> read_some(Tailed& f, Fanout& out, bool& stopped);
   void check_rotation(Tailed& f);
+  /// Remembers a generation (persisted with the checkpoint).
+  void retire(Retired r);
   /// The file's first fingerprint bytes no longer match: it was truncated and written again.
   bool prefix_changed(const Tailed& f) const;
   bool reopen(Tailed& f);
