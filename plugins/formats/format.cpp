@@ -3,6 +3,7 @@
 #include <cstring>
 #include <stdexcept>
 
+#include "agent/core/json_escape.h"
 #include "plugins/formats/format_internal.h"
 
 namespace logship::formats {
@@ -48,45 +49,9 @@ std::unique_ptr<RecordParser> make_parser(const FormatOptions& opts) {
 
 namespace detail {
 
-namespace {
-
-/// 0: copy as is; otherwise the character after the backslash ('u' = \u00XX).
-constexpr auto kEscape = [] {
-  struct Table {
-    char v[256] = {};
-  } t;
-  for (int c = 0; c < 0x20; ++c) t.v[c] = 'u';
-  t.v[static_cast<unsigned char>('"')] = '"';
-  t.v[static_cast<unsigned char>('\\')] = '\\';
-  t.v[static_cast<unsigned char>('\b')] = 'b';
-  t.v[static_cast<unsigned char>('\f')] = 'f';
-  t.v[static_cast<unsigned char>('\n')] = 'n';
-  t.v[static_cast<unsigned char>('\r')] = 'r';
-  t.v[static_cast<unsigned char>('\t')] = 't';
-  return t;
-}();
-
-}  // namespace
-
 void append_json_string(std::string& out, std::string_view s) {
   out.push_back('"');
-  size_t run = 0;  // start of the pending run of plain bytes
-  for (size_t i = 0; i < s.size(); ++i) {
-    char e = kEscape.v[static_cast<unsigned char>(s[i])];
-    if (e == 0) continue;
-    out.append(s.data() + run, i - run);
-    run = i + 1;
-    out.push_back('\\');
-    out.push_back(e);
-    if (e == 'u') {
-      static constexpr char kHex[] = "0123456789abcdef";
-      unsigned char c = static_cast<unsigned char>(s[i]);
-      out.append("00");
-      out.push_back(kHex[c >> 4]);
-      out.push_back(kHex[c & 15]);
-    }
-  }
-  out.append(s.data() + run, s.size() - run);
+  json_escape_append(out, s);
   out.push_back('"');
 }
 

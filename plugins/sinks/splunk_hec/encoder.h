@@ -7,15 +7,10 @@
 #include <string_view>
 
 #include "agent/pipeline/event.h"
+#include "agent/core/json_escape.h"
 #include "plugins/sinks/splunk_hec/config.h"
 
 namespace logship {
-
-/// Appends `in` to `out` as the contents of a JSON string (without the quotes): escapes `"`, `\`
-/// and control characters, passes valid UTF-8 through, and replaces each invalid UTF-8 sequence
-/// (maximal subpart: bad lead byte, overlong, surrogate, > U+10FFFF, truncated) by U+FFFD.
-/// Returns the number of replacements.
-size_t json_escape_append(std::string& out, std::string_view in);
 
 /// Appends `<sec>.<ms>` with exactly three decimals (truncated toward zero).
 void append_hec_time(std::string& out, int64_t time_ns);

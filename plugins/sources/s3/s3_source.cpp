@@ -110,7 +110,7 @@ struct ObjectProgress {
         finished = true;
       }
       if (moved || finished) checkpoints->mark_dirty(id);
-      release = finish_locked(finished);
+      release = finish_locked();
     }
     if (release) on_final(obj, finished);
   }
@@ -127,7 +127,7 @@ struct ObjectProgress {
         checkpoints->mark_dirty(id);
         finished = true;
       }
-      release = finish_locked(finished || failed);
+      release = finish_locked();
     }
     if (release) on_final(obj, finished);
   }
@@ -141,7 +141,7 @@ struct ObjectProgress {
  private:
   /// The object leaves the active set once its reader stopped and no batch is in flight: done,
   /// failed, or to be read again (resuming after the acknowledged records) at the next poll.
-  bool finish_locked(bool /*final_state*/) {
+  bool finish_locked() {
     if (released || !reader_finished) return false;
     bool idle = std::all_of(pending.begin(), pending.end(), [](auto& p) { return p.st != 0; });
     if (!idle) return false;
@@ -492,10 +492,14 @@ class S3Source final : public Source {
     uint64_t index = 0;  // records seen in this object (including skipped ones)
     std::vector<std::pair<EventBatch, uint64_t>> ready;
     EventBatch batch;
-    const std::string source = what;
+    uint16_t meta[4] = {0, 0, 0, 0};  // host, source, sourcetype, index: interned once a batch
     auto start_batch = [&] {
       batch = EventBatch();
       batch.reserve(1024, kBatchBytes + 64 * 1024);
+      meta[0] = batch.intern(cfg_.host);
+      meta[1] = batch.intern(what);
+      meta[2] = batch.intern(cfg_.sourcetype);
+      meta[3] = batch.intern(cfg_.index);
     };
     start_batch();
     const int64_t read_time = now_ns();
@@ -504,10 +508,10 @@ class S3Source final : public Source {
       Event& e = batch.add(r.text, r.time_set ? r.time_ns : read_time);
       if (r.json_value) e.flags |= Event::kJsonValue;
       if (!r.fields_json.empty()) batch.set_fields(e, r.fields_json);
-      e.host = batch.intern(cfg_.host);
-      e.source = batch.intern(source);
-      e.sourcetype = batch.intern(cfg_.sourcetype);
-      e.index = batch.intern(cfg_.index);
+      e.host = meta[0];
+      e.source = meta[1];
+      e.sourcetype = meta[2];
+      e.index = meta[3];
       if (batch.text_bytes() >= kBatchBytes || batch.size() >= kBatchEvents) {
         ready.emplace_back(std::move(batch), index);
         start_batch();

@@ -6,24 +6,14 @@
 
 #include <string_view>
 
+#include "agent/core/json_escape.h"
+
 namespace logship::s3 {
 
 namespace {
 std::string json_escape(std::string_view s) {
   std::string out;
-  out.reserve(s.size() + 2);
-  for (unsigned char c : s) {
-    switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
-      default:
-        if (c < 0x20) out += fmt::format("\\u{:04x}", c);
-        else out.push_back(static_cast<char>(c));
-    }
-  }
+  json_escape_append(out, s);
   return out;
 }
 constexpr int64_t kNsPerS = 1'000'000'000;
