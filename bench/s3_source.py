@@ -71,22 +71,32 @@ def ct_records(rnd, n, t0, file_no):
     return out
 
 
-def make_cloudtrail(workdir, target, per_file, seed=7):
-    rnd = random.Random(seed)
-    t0 = int(time.time()) - 3600
+def write_objects(workdir, target, per_file, make_body, make_key):
+    """gzip objects of `per_file` events until `target` bytes of raw text: (manifest, bytes, events)."""
     items, raw, events, i = [], 0, 0, 0
     while raw < target:
-        body = json.dumps({"Records": ct_records(rnd, per_file, t0, i)}).encode()
-        key = (f"AWSLogs/{ACCOUNT}/CloudTrail/us-east-1/2026/11/28/"
-               f"{ACCOUNT}_CloudTrail_us-east-1_20261128T{i // 60 % 24:02d}{i % 60:02d}Z_{i:06d}.json.gz")
-        path = os.path.join(workdir, f"ct{i}.gz")
+        body = make_body(i)
+        path = os.path.join(workdir, f"obj{i}.gz")
         with open(path, "wb") as f:
             f.write(gzip.compress(body, 6))
-        items.append({"bucket": "logs", "key": key, "file": path})
+        items.append({"bucket": "logs", "key": make_key(i), "file": path})
         raw += len(body)
         events += per_file
         i += 1
     return items, raw, events
+
+
+def stamp(i):
+    return f"20261128T{i // 60 % 24:02d}{i % 60:02d}Z_{i:06d}"
+
+
+def make_cloudtrail(workdir, target, per_file, seed=7):
+    rnd = random.Random(seed)
+    t0 = int(time.time()) - 3600
+    return write_objects(
+        workdir, target, per_file,
+        lambda i: json.dumps({"Records": ct_records(rnd, per_file, t0, i)}).encode(),
+        lambda i: f"AWSLogs/{ACCOUNT}/CloudTrail/us-east-1/2026/11/28/{ACCOUNT}_CloudTrail_us-east-1_{stamp(i)}.json.gz")
 
 
 def make_vpcflow(workdir, target, per_file, seed=7):
@@ -94,25 +104,19 @@ def make_vpcflow(workdir, target, per_file, seed=7):
     t0 = int(time.time()) - 3600
     header = ("version account-id interface-id srcaddr dstaddr srcport dstport protocol packets bytes start end "
               "action log-status")
-    items, raw, events, i = [], 0, 0, 0
-    while raw < target:
+
+    def body(_):
         rows = [header]
         for j in range(per_file):
             rows.append(f"2 {ACCOUNT} eni-{rnd.getrandbits(32):08x} 10.{rnd.randrange(256)}.{rnd.randrange(256)}."
                         f"{rnd.randrange(256)} 172.31.{rnd.randrange(256)}.{rnd.randrange(256)} "
                         f"{rnd.randrange(65536)} {rnd.choice([443, 80, 22, 5432])} 6 {rnd.randrange(1, 500)} "
                         f"{rnd.randrange(40, 10**6)} {t0 + j} {t0 + j + 60} {rnd.choice(['ACCEPT', 'REJECT'])} OK")
-        body = ("\n".join(rows) + "\n").encode()
-        key = (f"AWSLogs/{ACCOUNT}/vpcflowlogs/us-east-1/2026/11/28/"
-               f"{ACCOUNT}_vpcflowlogs_us-east-1_fl-0abc_20261128T{i // 60 % 24:02d}{i % 60:02d}Z_{i:06d}.log.gz")
-        path = os.path.join(workdir, f"vpc{i}.gz")
-        with open(path, "wb") as f:
-            f.write(gzip.compress(body, 6))
-        items.append({"bucket": "logs", "key": key, "file": path})
-        raw += len(body)
-        events += per_file
-        i += 1
-    return items, raw, events
+        return ("\n".join(rows) + "\n").encode()
+
+    return write_objects(
+        workdir, target, per_file, body,
+        lambda i: f"AWSLogs/{ACCOUNT}/vpcflowlogs/us-east-1/2026/11/28/{ACCOUNT}_vpcflowlogs_us-east-1_fl-0abc_{stamp(i)}.log.gz")
 
 
 def run(scenario, args, record=True):
