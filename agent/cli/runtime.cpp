@@ -22,6 +22,7 @@
 #include "agent/core/units.h"
 #include "agent/observe/admin_server.h"
 #include "agent/pipeline/checkpoints.h"
+#include "plugins/sources/file/config.h"
 #include "agent/pipeline/registry.h"
 
 namespace logship {
@@ -120,6 +121,7 @@ struct Runtime::Impl {
       e.buffer_metrics = std::make_unique<ComponentMetrics>(d.id, d.type, "sink");
       sinks.push_back(std::move(e));
     }
+    check_file_sources_against_outputs(cfg);
     for (auto& d : cfg.sources) {
       const SourceFactory* f = reg.source(d.type);
       if (!f)

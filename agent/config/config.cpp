@@ -404,6 +404,10 @@ std::string ConfigNode::where(std::string_view key, bool value) const {
   return position(*file_, node_.Mark());
 }
 
+std::string ConfigNode::where_node(const YAML::Node& n) const {
+  return position(*file_, n.Mark());
+}
+
 void ConfigNode::fail(std::string_view key, std::string_view msg) const {
   throw ConfigError(where(key) + ": " + std::string(msg));
 }
@@ -853,6 +857,7 @@ Config load_config_text(const std::string& text, const std::string& name) {
   cfg.file = name;
   ConfigNode top(root, file, "");
   cfg.data_dir = top.str("data_dir", std::string(kDefaultDataDir));
+  cfg.data_dir_at = top.has("data_dir") ? top.where("data_dir") : name + ":1:1";
   if (cfg.data_dir.empty()) top.fail("data_dir", "data_dir is empty; expected a directory path");
   cfg.threads = static_cast<int>(top.integer("threads", 0, 1, kMaxThreads));
   if (auto admin = top.map("admin")) {

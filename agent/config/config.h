@@ -74,6 +74,8 @@ class ConfigNode {
   [[noreturn]] void fail(std::string_view key, std::string_view msg) const;
 
   YAML::Node raw() const { return node_; }
+  /// `file:line:col` of any node of this file (a list element, say).
+  std::string where_node(const YAML::Node& n) const;
 
  private:
   YAML::Node get(std::string_view key);  // marks as read; undefined node when absent
@@ -97,6 +99,7 @@ struct ComponentDecl {
 struct Config {
   std::string file;
   std::string data_dir = "/var/lib/logship";
+  std::string data_dir_at;  ///< `file:line:col` of data_dir (of the file's start when defaulted)
   int threads = 0;  ///< 0 = CPUs allowed by cgroup quota / affinity
   std::optional<std::string> admin_address;
   std::string log_level = "info";

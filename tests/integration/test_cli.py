@@ -67,6 +67,35 @@ class Cli(unittest.TestCase):
                 self.assertTrue(msg.startswith(path + pos), msg)
                 self.assertIn(word, msg)
 
+    def test_a_file_source_that_would_read_logships_own_output_is_refused(self):
+        """Verifies that `check` refuses (exit 2) a file sink whose path a file source's glob
+        matches, naming both positions, and accepts it once an exclude removes it. It also refuses
+        an include glob that covers data_dir."""
+        logs = self.tmp.join("logs")
+        loop = (f"data_dir: {self.tmp.join('data')}\nsources:\n  app:\n    type: file\n    include:\n"
+                f"      - {logs}/*.log\nsinks:\n  out:\n    type: file\n    inputs: [app]\n"
+                f"    path: {logs}/out.log\n")
+        path = self.write("loop.yaml", loop)
+        r = run_logship("check", "-c", path)
+        self.assertEqual(r.returncode, 2, r.stdout + r.stderr)
+        msg = r.stderr.strip()
+        self.assertEqual(len(msg.splitlines()), 1, msg)
+        self.assertTrue(msg.startswith(path + ":11:11:"), msg)
+        self.assertIn(f"{path}:6:9", msg, "the include glob's position")
+        self.assertIn("out.log", msg)
+        r = run_logship("run", "-c", path)
+        self.assertEqual(r.returncode, 2, "run refuses it too")
+        fixed = loop.replace("    include:", f"    exclude: [{logs}/out.log]\n    include:")
+        self.assertEqual(run_logship("check", "-c", self.write("fixed.yaml", fixed)).returncode, 0)
+        covers = (f"data_dir: {self.tmp.join('state', 'data')}\nsources:\n  app:\n    type: file\n"
+                  f"    include: [\"{self.tmp.join('**', '*.json')}\"]\nsinks:\n  bh: {{type: blackhole, inputs: [app]}}\n")
+        path = self.write("covers.yaml", covers)
+        r = run_logship("check", "-c", path)
+        self.assertEqual(r.returncode, 2, r.stdout + r.stderr)
+        self.assertTrue(r.stderr.startswith(path + ":5:"), r.stderr)
+        self.assertIn("data_dir", r.stderr)
+        self.assertIn(path + ":1:11", r.stderr, "the data_dir position")
+
     def test_unset_variable_is_named(self):
         """Verifies an unset ${VAR} without default is a config error naming the variable."""
         path = self.write("var.yaml", "data_dir: ${LOGSHIP_TEST_UNSET_DIR}\nsources:\n  app: {type: file, include: [/tmp/*.log]}\n"

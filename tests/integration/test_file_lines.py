@@ -76,10 +76,42 @@ class Lines(unittest.TestCase):
         joined = "".join(e["event"] for e in parts)
         self.assertEqual(len(joined), size)
         self.assertTrue(joined.startswith(block[:1000]))
-        unflagged = [i for i, e in enumerate(parts[:-1]) if "logship_truncated" not in (e.get("fields") or {})]
+        # Every part, the last one included, carries the flag.
+        unflagged = [i for i, e in enumerate(parts) if "logship_truncated" not in (e.get("fields") or {})]
         self.assertEqual(unflagged, [], f"parts without logship_truncated in fields (first part: "
                                         f"{ {k: v for k, v in parts[0].items() if k != 'event'} })")
         self.assertLess(peak, base + 40, "peak RSS grows with the line length")
+        self.assertEqual(h.stop(), 0)
+
+    def test_every_part_of_a_split_line_is_flagged_whichever_way_it_arrives(self):
+        """Verifies that a line longer than max_line_bytes (1KiB) is split and every part carries
+        logship_truncated, the last one included. This holds when the line arrives whole, when it
+        arrives in pieces (split while incomplete), and when it is an unterminated last line
+        emitted by partial_line_timeout. Lines of exactly max_line_bytes are not flagged."""
+        h = Harness(self, name="splitflag", source={"max_line_bytes": "1KiB", "partial_line_timeout": "300ms"})
+        p = h.path("s.log")
+        h.start()
+        whole = "A" * 2500
+        pieces = "B" * 3100
+        exact = "C" * 1024
+        tail = "D" * 2100
+        append(p, whole + "\n" + exact + "\n")
+        append(p, pieces[:1500])  # the first part is cut while the line is incomplete
+        wait_for(lambda: any(e["event"].startswith("B") for e in h.events()), 10, "the first part of B")
+        append(p, pieces[1500:] + "\n" + line("s", 0) + "\n")
+        append(p, tail)  # no newline: emitted after partial_line_timeout
+        wait_for(lambda: sum(len(e["event"]) for e in h.events() if e["event"].startswith("D")) == len(tail),
+                 10, "the unterminated last line, in parts")
+        h.settle()
+        for letter, text in (("A", whole), ("B", pieces), ("D", tail)):
+            parts = [e for e in h.events() if e["event"].startswith(letter)]
+            self.assertEqual("".join(e["event"] for e in parts), text, f"{letter}: the parts join to the line")
+            self.assertGreater(len(parts), 1, f"{letter} was split")
+            unflagged = [i for i, e in enumerate(parts) if "logship_truncated" not in (e.get("fields") or {})]
+            self.assertEqual(unflagged, [], f"{letter}: parts without logship_truncated ({len(parts)} parts)")
+        c = [e for e in h.events() if e["event"].startswith("C")]
+        self.assertEqual(len(c), 1)
+        self.assertNotIn("logship_truncated", c[0].get("fields") or {}, "a line of exactly max_line_bytes")
         self.assertEqual(h.stop(), 0)
 
     def test_binary_garbage_is_cut_into_lines_and_output_stays_valid_json(self):

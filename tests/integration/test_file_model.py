@@ -1,11 +1,15 @@
 """Model-based test of the `file` source against the real binary: random sequences of write /
-rename rotation / copytruncate / truncate / delete / create / restart / kill -9, checked against a
+rename rotation / copytruncate / logrotate-style numbered shifts out of the glob (os.replace: the
+oldest is unlinked and its inode reused at once) / `cp` over an existing copy (rewritten in place)
+/ bursts in which the writer is several equal-size generations ahead of the reader (rotations
+faster than the scan interval) / truncate / delete / create / restart / kill -9, checked against a
 simple model of what must arrive: every line written arrives exactly once (a kill -9 allows the
 documented duplicate bound, README "Delivery guarantees").
 
 The model only truncates or deletes a file once every line it holds was observed at the output
 (otherwise losing them would be legitimate); everything else happens at any time, also while
-logship is stopped. Seeds: LOGSHIP_MODEL_SEEDS="1,2,3" (default four fixed seeds + one random).
+logship is stopped. Seeds: LOGSHIP_MODEL_SEEDS="1,2,3" (default: fixed seeds + random ones, LOGSHIP_MODEL_RANDOM of
+them, 3 by default); LOGSHIP_MODEL_OPS sets the operations per seed (110) for a longer run.
 """
 import os
 import random
@@ -21,7 +25,8 @@ from lib import wait_for  # noqa: E402
 
 HEADER = "".join(f"# shared header {i:02d} ...................................................\n"
                  for i in range(16))  # > 1 KiB, identical in the files that start with it
-OPS = 110
+OPS = int(os.environ.get("LOGSHIP_MODEL_OPS", "110"))
+OUT = ".out."  # names with it are excluded from the glob: rotated out of it
 
 
 class Model:
@@ -69,17 +74,20 @@ class Model:
         self.files[name] = []
         return name
 
-    def write(self, name=None):
-        if not self.files:
+    def in_glob(self):
+        return sorted(n for n in self.files if OUT not in n)
+
+    def write(self, name=None, k=None, payload=None):
+        if not self.in_glob():
             self.create()
-        name = name or self.rnd.choice(sorted(self.files))
-        k = self.rnd.choice([1, 3, 10, 50, 200, 1000])
+        name = name or self.rnd.choice(self.in_glob())
+        k = k or self.rnd.choice([1, 3, 10, 50, 200, 1000])
         keys, text = [], []
         first = self.next_seq
         for _ in range(k):
             key = ("m", self.next_seq)
             self.next_seq += 1
-            text.append(line("m", key[1], "p" * self.rnd.randrange(0, 120)) + "\n")
+            text.append(line("m", key[1], payload if payload is not None else "p" * self.rnd.randrange(0, 120)) + "\n")
             keys.append(key)
         with open(self.p(name), "a") as f:
             f.write("".join(text))
@@ -116,6 +124,60 @@ class Model:
         self.files[new] = self.files[name]
         self.files[name] = []
         return f"copytruncate {name} -> {new}"
+
+    def shift(self, name=None):
+        """logrotate `rotate 3` out of the glob: name.out.2 -> .3 and .1 -> .2 with os.replace (the
+        oldest is unlinked, its inode free for reuse at once), name -> name.out.1, a new name."""
+        act = self.active()
+        if not self.running or not act:
+            return self.write()
+        name = name or self.rnd.choice(act)
+        for i in (2, 1):
+            src, dst = f"{name}{OUT}{i}", f"{name}{OUT}{i + 1}"
+            if src in self.files:
+                # What dst held is unlinked: while logship runs it must already hold it open.
+                os.replace(self.p(src), self.p(dst))
+                self.files.pop(dst, None)
+                self.files[dst] = self.files.pop(src)
+        dst = f"{name}{OUT}1"
+        os.replace(self.p(name), self.p(dst))
+        self.files.pop(dst, None)
+        self.files[dst] = self.files.pop(name)
+        with open(self.p(name), "w"):
+            pass
+        self.files[name] = []
+        return f"shift {name}"
+
+    def cp_over(self):
+        """`cp name name.cp && : > name`: the copy, if it exists, is rewritten in place."""
+        act = self.active()
+        if not act:
+            return self.write()
+        name = self.rnd.choice(act)
+        copy = f"{name}.cp"
+        if copy in self.files:
+            if not self.deliverable(copy):
+                return self.write(name)
+            if self.running:
+                self.sync(copy)  # its old content is destroyed: it must have been read
+        shutil.copyfile(self.p(name), self.p(copy))
+        os.truncate(self.p(name), 0)
+        self.files[copy] = self.files[name]
+        self.files[name] = []
+        return f"cp over {name} -> {copy}"
+
+    def burst(self):
+        """The writer several generations ahead of the reader: equal-size generations written
+        and shifted out back to back, faster than the scan interval."""
+        act = self.active()
+        if not self.running or not act:
+            return self.write()
+        name = self.rnd.choice(act)
+        n = self.rnd.randrange(2, 6)
+        for _ in range(n):
+            self.write(name, k=500, payload="e" * 50)
+            self.shift(name)
+        return f"burst {name} x{n}"
 
     def deliverable(self, name):
         return self.running or set(self.files[name]).issubset(self.observed())
@@ -174,8 +236,9 @@ class Model:
 
     def step(self):
         r = self.rnd.random()
-        table = [(0.42, self.write), (0.52, self.rename_rotate), (0.60, self.copytruncate),
-                 (0.67, self.truncate), (0.74, self.delete), (0.80, self.create),
+        table = [(0.36, self.write), (0.44, self.rename_rotate), (0.50, self.copytruncate),
+                 (0.56, self.shift), (0.61, self.cp_over), (0.64, self.burst),
+                 (0.69, self.truncate), (0.74, self.delete), (0.80, self.create),
                  (0.92, self.stop if self.running else self.start), (0.95, self.kill9)]
         for limit, op in table:
             if r < limit:
@@ -217,12 +280,15 @@ class ModelBased(unittest.TestCase):
         deliver every line exactly once (kill -9: within the bound), for several seeds."""
         env = os.environ.get("LOGSHIP_MODEL_SEEDS")
         # 212426: a copy held undecided across a restart (retired generations are now persisted).
-        seeds = [int(s) for s in env.split(",")] if env else [1, 2, 3, 212426, random.randrange(1_000_000)]
+        extra = int(os.environ.get("LOGSHIP_MODEL_RANDOM", "3"))
+        seeds = ([int(s) for s in env.split(",")] if env else
+                 [1, 2, 3, 212426] + [random.randrange(1_000_000) for _ in range(extra)])
         for seed in seeds:
             with self.subTest(seed=seed):
                 print(f"model seed {seed}")
                 h = Harness(self, name=f"model{seed}", include=None)
                 h.cfg["sources"][SOURCE_ID]["include"] = [h.logdir + "/*"]
+                h.cfg["sources"][SOURCE_ID]["exclude"] = [h.logdir + "/*" + OUT + "*"]
                 h.rewrite_config()
                 m = Model(self, h, seed)
                 m.start()

@@ -10,6 +10,12 @@
 
 namespace logship {
 class ConfigNode;
+struct Config;
+
+/// Refuses a configuration in which a `file` source would read logship's own output: a `file`
+/// sink's path matched by a source's include globs (and not excluded), or an include glob that
+/// covers data_dir. The ConfigError names both positions.
+void check_file_sources_against_outputs(const Config& cfg);
 
 struct FileSourceConfig {
   std::vector<std::string> include;            ///< required; absolute globs
@@ -22,6 +28,8 @@ struct FileSourceConfig {
   uint64_t max_line_bytes = 1 << 20;           ///< default 1MiB
   std::chrono::nanoseconds partial_line_timeout = std::chrono::seconds(5);  ///< default 5s
   int64_t max_open_files = 1024;               ///< default 1024
+  /// A file renamed out of the globs or deleted is read until it did not grow for this long.
+  std::chrono::nanoseconds rotate_wait = std::chrono::seconds(10);  ///< default 10s
   FileDecodeConfig decode;                     ///< codec, timestamp, multiline (decoder.h)
   std::string host;                            ///< default: the machine's hostname
   std::optional<std::string> source;           ///< default: the file path

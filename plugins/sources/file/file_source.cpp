@@ -75,22 +75,27 @@ struct FileSource::Tailed {
   std::string path;
   std::string first_path;  // the name it had when first seen (copies are named after it)
   uint64_t key = 0;
+  uint64_t serial = 0;  // owner of its checkpoint entry (a reused inode gets a new serial)
   dev_t dev = 0;
   ino_t ino = 0;
   int fd = -1;                // -1: closed to respect max_open_files (reopened by identity)
   uint64_t offset = 0;        // next byte to read
   uint64_t line_start = 0;    // file offset of `partial`'s first byte (all before is emitted)
   std::string partial;        // bytes after the last newline
+  bool partial_split = false; // a part of the line in `partial` was already emitted (split)
   uint64_t emitted_tail = 0;  // tail hash at line_start (copytruncate detection)
   uint64_t last_size = 0;     // size at the last fstat
   Fingerprint fp;             // first fingerprint_bytes (grows while the file is shorter)
   Clock::time_point last_data = Clock::now();
   Clock::time_point last_active = Clock::now();
   Clock::time_point rotated_since{};
+  Clock::time_point last_growth = Clock::now();  // the size last changed (rotate_wait)
+  bool deleted = false;     // its last name was unlinked (st_nlink 0)
   bool rotated = false;     // the path no longer names this file (renamed or deleted)
   bool drain_only = false;  // found after a rotation while stopped: read to the end, release
   bool wanted = false;      // closed, but new data was signalled
   bool undecided = false;   // maybe a copy still being written: held open, not read yet
+  bool rewritten = false;   // undecided because its content was replaced (same inode, same window)
   size_t last_read = 0;     // bytes read in the previous cycle (sizes the next batch)
   std::unique_ptr<LineDecoder> decoder;
   std::unique_ptr<AckWindow<FileSource::Pos>> window;
@@ -114,12 +119,19 @@ FileSource::FileSource(FileSourceConfig cfg, ComponentContext ctx)
           "logship_file_copies_recognised_total",
           "New files recognised as copies (copytruncate) and continued from the offset read",
           {{"component_id", ctx_.id}})),
+      abandoned_generations_(metrics().counter(
+          "logship_file_abandoned_generations_total",
+          "Rotated generations removed before logship could open them (their size is unknown)",
+          {{"component_id", ctx_.id}})),
       open_files_(metrics().gauge("logship_file_open_files", "Files held open",
                                   {{"component_id", ctx_.id}})),
       tracked_files_(metrics().gauge("logship_file_tracked_files", "Files tracked",
                                      {{"component_id", ctx_.id}})) {}
 
-FileSource::~FileSource() = default;
+FileSource::~FileSource() {
+  for (auto& p : pins_)
+    if (p.fd >= 0) ::close(p.fd);
+}
 
 int FileSource::open_count() const {
   return open_fds_;
@@ -215,18 +227,23 @@ void FileSource::retire(Retired r) {
 void FileSource::start_window(Tailed& f, const Saved& sv) {
   // Acknowledged positions move this file's checkpoint entry (written by the flusher).
   uint64_t key = f.key;
-  f.window =
-      std::make_unique<AckWindow<Pos>>(Pos{sv.offset, sv.tail, sv.fp}, [this, key](const Pos& p) {
+  uint64_t serial = f.serial;
+  f.window = std::make_unique<AckWindow<Pos>>(
+      Pos{sv.offset, sv.tail, sv.fp}, [this, key, serial](const Pos& p) {
         std::lock_guard lk(state_mu_);
         auto it = state_.find(key);
-        if (it == state_.end()) return;
+        // A released file's late acknowledgements never move the entry of a new file that
+        // reuses its inode.
+        if (it == state_.end() || it->second.owner != serial) return;
         it->second.offset = p.offset;
         it->second.tail = p.tail;
         it->second.fp = p.fp;  // one generation: offset, tail and fingerprint move together
         ctx_.checkpoints->mark_dirty(ctx_.id);
       });
   std::lock_guard lk(state_mu_);
-  save_locked(key, sv);
+  Saved owned = sv;
+  owned.owner = serial;
+  save_locked(key, owned);
 }
 
 void FileSource::save_locked(uint64_t key, const Saved& s) {
@@ -241,6 +258,7 @@ bool FileSource::track(const std::string& path, int fd, const struct stat& st, u
   f->path = path;
   f->first_path = path;
   f->key = key;
+  f->serial = next_serial_++;
   f->dev = st.st_dev;
   f->ino = st.st_ino;
   f->fd = fd;
@@ -260,6 +278,7 @@ bool FileSource::track(const std::string& path, int fd, const struct stat& st, u
            start,
            f->emitted_tail,
            f->fp,
+           0,
            0};
   start_window(*f, sv);
   spdlog::info("[{}] {} {} from offset {}", ctx_.id,
@@ -269,12 +288,28 @@ bool FileSource::track(const std::string& path, int fd, const struct stat& st, u
   return true;
 }
 
-uint64_t FileSource::start_offset_for_new(const std::string& path, int fd, uint64_t size,
-                                          bool startup) {
+std::optional<uint64_t> FileSource::start_for(const std::string& path, int fd,
+                                              const struct stat& st, bool startup) {
+  uint64_t size = static_cast<uint64_t>(st.st_size);
+  uint64_t key = identity(st.st_dev, st.st_ino);
+  auto age =
+      std::chrono::system_clock::now().time_since_epoch() -
+      (std::chrono::seconds(st.st_mtim.tv_sec) + std::chrono::nanoseconds(st.st_mtim.tv_nsec));
+  // Written in the last 2 s: maybe a copy still being written (cp, copytruncate).
+  bool young = age <= std::chrono::seconds(2);
+  auto recent = Clock::now() - std::chrono::seconds(2);
   // 1. A copy of a truncated generation (copytruncate): same first bytes, same bytes before
-  //    the offset that generation was read to.
+  //    the offset that generation was read to. It continues there.
   for (auto it = retired_.begin(); it != retired_.end(); ++it) {
-    if (it->offset == 0 || it->offset > size || it->fp.len == 0) continue;
+    if (it->offset == 0 || it->fp.len == 0) continue;
+    if (size < it->fp.len || size < it->offset) {
+      // Shorter than what was read of it: a copy in progress waits (its first bytes, where
+      // there are enough of them, are those of the generation).
+      if (!young || it->when < recent || !looks_like_rotation_of(path, it->path)) continue;
+      auto h = size >= it->fp.len ? hash_prefix(fd, it->fp.len) : std::optional<uint64_t>();
+      if (size < it->fp.len || (h && *h == it->fp.hash)) return std::nullopt;
+      continue;
+    }
     auto h = hash_prefix(fd, it->fp.len);
     if (!h || *h != it->fp.hash) continue;
     auto t = tail_hash(fd, it->offset);
@@ -290,47 +325,47 @@ uint64_t FileSource::start_offset_for_new(const std::string& path, int fd, uint6
     }
     return off;
   }
-  // 2. A copy of a live file made before the truncation was noticed: only for rotation-like
-  //    names (two unrelated files with the same header stay two files).
+  // 2. A copy of a live generation (rotation-like names only: two unrelated files with the same
+  //    header stay two files). While it is young it waits: copytruncate truncates the live file
+  //    next, and rule 1 then places the copy exactly where the live generation was read to.
+  //    An older one is a backup copy: what the live file still holds is read from the live file.
   for (auto& [k, live] : files_) {
-    if (live->line_start == 0 || live->line_start > size || live->fp.len == 0) continue;
+    if (k == key || live->fd < 0 || live->undecided) continue;
     if (!looks_like_rotation_of(path, live->path) &&
         !looks_like_rotation_of(path, live->first_path))
       continue;
-    auto h = hash_prefix(fd, live->fp.len);
-    if (!h || *h != live->fp.hash) continue;
-    auto t = tail_hash(fd, live->line_start);
-    if (!t || *t != live->emitted_tail) continue;
-    copies_recognised_.inc();
-    uint64_t start = live->line_start;
-    spdlog::info("[{}] {} is a copy of {}; continuing at offset {} (already read there)", ctx_.id,
-                 path, live->path, start);
-    // The copy now delivers [start, size): the live file skips those bytes (they are the same),
-    // so a read between the copy and the truncation does not send them twice. If the live file
-    // is never truncated (a plain backup copy), it continues after them: still exactly once.
-    // Only while the live file still holds the copied bytes: once it was truncated and written
-    // again (copytruncate just before a write), its new content must be read from 0, and
-    // skipping `size` bytes of it would lose lines (found by test_file_model, seed 1).
-    if (size > start) {
-      bool same_now = false;
-      struct stat lst {};
-      if (live->fd >= 0 && ::fstat(live->fd, &lst) == 0 && static_cast<uint64_t>(lst.st_size) >= size) {
-        auto lt = tail_hash(live->fd, size);
-        auto ct = tail_hash(fd, size);
-        same_now = lt && ct && *lt == *ct;
+    Fingerprint lfp = live->fp;
+    if (lfp.len == 0)  // it was empty when seen: its first bytes now
+      lfp = fingerprint_fd(live->fd, static_cast<uint32_t>(cfg_.fingerprint_bytes))
+                .value_or(Fingerprint{});
+    if (lfp.len == 0) continue;
+    if (size < lfp.len) {
+      if (young) return std::nullopt;  // too short to tell yet
+      continue;
+    }
+    auto h = hash_prefix(fd, lfp.len);
+    if (!h || *h != lfp.hash) continue;
+    if (young) return std::nullopt;
+    struct stat lst {};
+    if (::fstat(live->fd, &lst) == 0 && static_cast<uint64_t>(lst.st_size) >= size) {
+      auto lt = tail_hash(live->fd, size);
+      auto ct = tail_hash(fd, size);
+      if (lt && ct && *lt == *ct) {
+        copies_recognised_.inc();
+        spdlog::info("[{}] {} is a copy of {} (which still holds it); continuing at its end ({})",
+                     ctx_.id, path, live->path, size);
+        return size;
       }
-      if (!same_now) return start;  // the live file's truncation is handled when it is read
     }
-    uint64_t skip = size - start;
-    if (live->offset <= size) {
-      live->partial.clear();
-      live->offset = size;
-    } else {
-      live->partial.erase(0, std::min<uint64_t>(skip, live->partial.size()));
+    if (live->line_start <= size) {
+      auto t = tail_hash(fd, live->line_start);
+      if (live->line_start == 0 || (t && *t == live->emitted_tail)) {
+        copies_recognised_.inc();
+        spdlog::info("[{}] {} is a copy of {}; continuing at offset {} (already read there)",
+                     ctx_.id, path, live->path, live->line_start);
+        return live->line_start;
+      }
     }
-    live->line_start = size;
-    if (live->fd >= 0) live->emitted_tail = tail_hash(live->fd, size).value_or(0);
-    return start;
   }
   return startup && cfg_.read_from_end ? size : 0;
 }
@@ -437,24 +472,17 @@ void FileSource::scan(bool startup) {
   for (auto& c : news) {
     int fd = c.fd >= 0 ? c.fd : open_candidate(c);
     if (fd < 0) continue;
-    if (postpone_new(c.path, c.st)) {
-      // Hold it open (it may be renamed or deleted meanwhile) but decide where to start later.
-      track(c.path, fd, c.st, 0, false);
-      uint64_t key = identity(c.st.st_dev, c.st.st_ino);
-      files_[key]->undecided = true;
-      {
-        // Not in the checkpoint until decided: a restart meanwhile must examine it afresh
-        // (a checkpoint at 0 would re-send a copy).
-        std::lock_guard lk(state_mu_);
-        state_.erase(key);
-        ctx_.checkpoints->mark_dirty(ctx_.id);
-      }
-      postponed_ = true;
+    uint64_t key = identity(c.st.st_dev, c.st.st_ino);
+    if (const Gone* g = same_as_gone(key, fd, static_cast<uint64_t>(c.st.st_size))) {
+      // A released generation back under a glob name: it continues where it was released.
+      uint64_t off = g->offset;
+      gone_.erase(key);
+      track(c.path, fd, c.st, off, false);
       continue;
     }
-    uint64_t start =
-        start_offset_for_new(c.path, fd, static_cast<uint64_t>(c.st.st_size), startup && !c.known);
-    track(c.path, fd, c.st, start, false);
+    auto start = start_for(c.path, fd, c.st, startup && !c.known);
+    track(c.path, fd, c.st, start.value_or(0), false);
+    if (!start) hold_undecided(*files_[key]);
   }
   close_idle_files(static_cast<int>(cfg_.max_open_files));
   // Checkpoint entries of files released long ago expire; so do retired generations.
@@ -605,7 +633,7 @@ void FileSource::abandon(Tailed& f, const char* why) {
                fmt::format("{} {}; {} byte(s) after offset {} could not be read", f.path, why, lost,
                            f.offset));
   std::lock_guard lk(state_mu_);
-  if (auto s = state_.find(f.key); s != state_.end()) {
+  if (auto s = state_.find(f.key); s != state_.end() && s->second.owner == f.serial) {
     s->second.closed_at = now_s();
     ctx_.checkpoints->mark_dirty(ctx_.id);  // persisted: the entry expires
   }
@@ -719,6 +747,7 @@ awaitable<size_t> FileSource::read_some(Tailed& f, Fanout& out, bool& stopped) {
           line_done(std::string_view(f.partial).substr(0, cfg_.max_line_bytes), true, start,
                     f.line_start);
           f.partial.erase(0, cfg_.max_line_bytes);
+          f.partial_split = true;  // its last part is flagged too
         }
         break;
       }
@@ -734,7 +763,8 @@ awaitable<size_t> FileSource::read_some(Tailed& f, Fanout& out, bool& stopped) {
       uint64_t start = f.line_start;
       uint64_t end = start + line.size() + 1;
       if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
-      bool was_split = false;
+      bool was_split = f.partial_split;
+      f.partial_split = false;
       while (line.size() > cfg_.max_line_bytes) {
         line_done(line.substr(0, cfg_.max_line_bytes), true, start, end);
         line.remove_prefix(cfg_.max_line_bytes);
@@ -757,8 +787,9 @@ awaitable<size_t> FileSource::read_some(Tailed& f, Fanout& out, bool& stopped) {
   if (!f.partial.empty() && total == 0 && now - f.last_data >= cfg_.partial_line_timeout) {
     uint64_t start = f.line_start;
     f.line_start += f.partial.size();
-    line_done(f.partial, false, start, f.line_start);
+    line_done(f.partial, f.partial_split, start, f.line_start);
     f.partial.clear();
+    f.partial_split = false;
   }
   f.decoder->flush(now, false, emitter);  // multiline timeout
   if (total > 0) {
@@ -803,20 +834,31 @@ void FileSource::check_rotation(Tailed& f) {
       retire({f.fp, f.line_start, f.emitted_tail, f.path, Clock::now()});
       f.offset = f.line_start = 0;
       f.partial.clear();
+      f.partial_split = false;
       f.emitted_tail = 0;
       f.fp = fingerprint_fd(f.fd, static_cast<uint32_t>(cfg_.fingerprint_bytes))
                  .value_or(Fingerprint{});
+      f.last_growth = Clock::now();
+      // The new content is a new generation on the same inode, decided by content like a new
+      // file: a copy written over an older copy (`cp app.log app.log.1`) continues where the
+      // generation it copies was read to, instead of being read again from 0.
+      f.undecided = true;
+      f.rewritten = true;
       // The checkpoint entry keeps describing the old generation (offset and fingerprint) until
       // a position of the new one is acknowledged: each position carries its fingerprint.
     } else if (f.fp.len < cfg_.fingerprint_bytes && size > f.fp.len) {
       // (f) a short file keeps its identity as it grows; its fingerprint grows with it.
       f.fp = fingerprint_fd(f.fd, static_cast<uint32_t>(cfg_.fingerprint_bytes)).value_or(f.fp);
     }
+    if (size != f.last_size) f.last_growth = Clock::now();
     f.last_size = size;
+    f.deleted = fst.st_nlink == 0;
   }
   if (f.drain_only) return;
+  // Rotated: no glob name reaches it any more (renamed out of the globs, or deleted).
   struct stat st {};
-  bool same = ::stat(f.path.c_str(), &st) == 0 && st.st_dev == f.dev && st.st_ino == f.ino;
+  bool same = !f.deleted && included(f.path) && ::stat(f.path.c_str(), &st) == 0 &&
+              st.st_dev == f.dev && st.st_ino == f.ino;
   if (!same && !f.rotated) {
     f.rotated = true;
     f.rotated_since = Clock::now();
@@ -827,57 +869,232 @@ void FileSource::check_rotation(Tailed& f) {
 
 void FileSource::on_fs_change(int kind, std::string_view path, std::string_view moved_from) {
   using C = InotifyWatcher::Change;
+  auto k = static_cast<C>(kind);
+  std::string p(path), from(moved_from);
+  // Pin the generation at once, on the watcher's strand: a name created in the globs, or the
+  // target of a move out of them (or of a move of a generation moved out earlier). By the time
+  // the source loop looks, the file may have been rotated away and its inode reused.
+  bool in = !p.empty() && included(p);
+  bool pin = false;
+  {
+    std::lock_guard lk(wake_mu_);
+    if (k == C::kCreated) pin = in;
+    if (k == C::kMoved) pin = in || included(from) || chase_.count(from) > 0;
+  }
+  Pin pinned;
+  int open_err = 0;
+  if (pin) {
+    int fd = ::open(p.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+    if (fd < 0) {
+      open_err = errno;
+    } else if (::fstat(fd, &pinned.st) != 0 || !S_ISREG(pinned.st.st_mode)) {
+      ::close(fd);
+      fd = -1;
+    }
+    pinned.fd = fd;
+    pinned.path = p;
+    pinned.from = from;
+  }
   std::lock_guard lk(wake_mu_);
-  switch (static_cast<C>(kind)) {
+  auto lose = [&](const std::string& name) {
+    // A generation never opened is gone under this name: its content was not read.
+    auto u = unpinned_.find(name);
+    if (u == unpinned_.end()) return;
+    if (lost_.size() < 10000) lost_.emplace_back(u->second, name);
+    unpinned_.erase(u);
+  };
+  if (unpinned_.size() > 4096) unpinned_.clear();
+  if (chase_.size() > 4096) chase_.clear();
+  switch (k) {
     case C::kRescan:
+      rescan_ = true;
+      break;
     case C::kCreated:
       rescan_ = true;  // discover new files at once, not at the next scan_interval
+      if (pin && pinned.fd < 0 && open_err == ENOENT) unpinned_[p] = p;
       break;
-    case C::kMoved:
+    case C::kMoved: {
       rescan_ = true;
-      if (moves_.size() < 10000) moves_.emplace_back(std::string(moved_from), std::string(path));
+      lose(p);  // what the target name held was replaced (unlinked)
+      if (included(from) || chase_.count(from)) chase_.insert(p);
+      auto u = unpinned_.find(from);
+      if (u != unpinned_.end()) {
+        std::string first = u->second;
+        unpinned_.erase(u);
+        if (pinned.fd < 0) unpinned_[p] = first;  // still not opened: follow it
+      }
+      break;
+    }
+    case C::kDeleted:
+      lose(p);
+      chase_.erase(p);
       break;
     case C::kModified:
       break;
   }
-  if (!path.empty() && changed_.size() < 100000) changed_.emplace(path);
+  if (pinned.fd >= 0) {
+    if (pins_.size() < 4096) {
+      pins_.push_back(std::move(pinned));
+    } else {
+      ::close(pinned.fd);  // the scan and the re-stat still find what is reachable
+      rescan_ = true;
+    }
+  }
+  if (!p.empty() && changed_.size() < 100000) changed_.emplace(p);
   woken_ = true;
   wake_wq_.notify_all();
 }
 
-bool FileSource::postpone_new(const std::string& path, const struct stat& st) {
-  auto age =
-      std::chrono::system_clock::now().time_since_epoch() -
-      (std::chrono::seconds(st.st_mtim.tv_sec) + std::chrono::nanoseconds(st.st_mtim.tv_nsec));
-  if (age > std::chrono::seconds(2)) return false;
+const FileSource::Gone* FileSource::same_as_gone(uint64_t key, int fd, uint64_t size) {
+  auto g = gone_.find(key);
+  if (g == gone_.end()) return nullptr;
+  const Gone& r = g->second;
+  bool same = size >= r.offset;
+  if (same && r.fp.len > 0) {
+    auto h = hash_prefix(fd, r.fp.len);
+    same = h && *h == r.fp.hash;
+  }
+  if (same) {
+    auto t = tail_hash(fd, r.offset);
+    same = t && *t == r.tail;
+  }
+  if (same) return &r;
+  gone_.erase(g);  // the inode was reused: another file
+  return nullptr;
+}
+
+void FileSource::adopt(Pin& p) {
+  uint64_t key = identity(p.st.st_dev, p.st.st_ino);
+  if (auto it = files_.find(key); it != files_.end()) {
+    // The file we hold (its descriptor pins the inode): learn its new name.
+    Tailed& f = *it->second;
+    if (f.path != p.path && (!p.from.empty() && f.path == p.from)) {
+      f.path = p.path;
+      std::lock_guard lk(state_mu_);
+      if (auto s = state_.find(key); s != state_.end()) s->second.path = p.path;
+    }
+    ::close(p.fd);
+    return;
+  }
+  struct stat st {};
+  if (::fstat(p.fd, &st) != 0) {
+    ::close(p.fd);
+    return;
+  }
   uint64_t size = static_cast<uint64_t>(st.st_size);
-  uint64_t key = identity(st.st_dev, st.st_ino);
-  for (auto& [k, live] : files_)
-    if (k != key && !live->undecided && size < live->line_start &&
-        (looks_like_rotation_of(path, live->path) ||
-         looks_like_rotation_of(path, live->first_path)))
-      return true;
-  auto recent = Clock::now() - std::chrono::seconds(1);
-  for (auto& r : retired_)
-    if (r.when > recent && size < r.offset && looks_like_rotation_of(path, r.path)) return true;
-  return false;
+  bool in = included(p.path);
+  uint64_t start = 0;
+  if (const Gone* g = same_as_gone(key, p.fd, size)) {
+    // A generation already released. Back under a glob name with more data: continue where it
+    // was released; elsewhere its growth is counted by watch_gone().
+    if (!in || size <= g->offset) {
+      ::close(p.fd);
+      return;
+    }
+    start = g->offset;
+    gone_.erase(key);
+    if (open_count() >= cfg_.max_open_files) close_idle_files(trim_target());
+    track(p.path, p.fd, st, start, false);
+    return;
+  }
+  if (!in) {
+    // Moved out of the globs before logship held it: a generation written while logship runs
+    // is read (then released after rotate_wait); an older file that merely moved is not ours.
+    if (st.st_mtim.tv_sec < started_at_) {
+      ::close(p.fd);
+      return;
+    }
+  } else if (cfg_.ignore_older_than) {
+    auto age = std::chrono::system_clock::now().time_since_epoch() -
+               std::chrono::seconds(st.st_mtim.tv_sec);
+    if (age > *cfg_.ignore_older_than) {
+      ::close(p.fd);
+      return;
+    }
+  }
+  if (open_count() >= cfg_.max_open_files) close_idle_files(trim_target());
+  auto begin = start_for(p.path, p.fd, st, false);
+  track(p.path, p.fd, st, begin.value_or(0), false);
+  Tailed& f = *files_[key];
+  if (!in) {
+    f.rotated = true;
+    f.rotated_since = Clock::now();
+  }
+  if (!begin) hold_undecided(f);
+}
+
+void FileSource::hold_undecided(Tailed& f) {
+  // Held open (it may be renamed or deleted meanwhile), read once decided (decide()).
+  f.undecided = true;
+  postponed_ = true;
+  // Not in the checkpoint until decided: a restart meanwhile examines it afresh (a checkpoint
+  // at 0 would re-send a copy).
+  std::lock_guard lk(state_mu_);
+  state_.erase(f.key);
+  ctx_.checkpoints->mark_dirty(ctx_.id);
+}
+
+void FileSource::watch_gone() {
+  auto cutoff = Clock::now() - kRetiredKeep;
+  for (auto it = gone_.begin(); it != gone_.end();) {
+    Gone& g = it->second;
+    if (g.when < cutoff) {
+      it = gone_.erase(it);
+      continue;
+    }
+    if (!g.path.empty()) {
+      struct stat st {};
+      if (::stat(g.path.c_str(), &st) != 0 || static_cast<uint64_t>(st.st_dev) != g.dev ||
+          static_cast<uint64_t>(st.st_ino) != g.ino) {
+        g.path.clear();  // renamed again or deleted: no longer observable
+      } else if (static_cast<uint64_t>(st.st_size) > g.size) {
+        uint64_t grew = static_cast<uint64_t>(st.st_size) - g.size;
+        abandoned_bytes_.inc(grew);
+        report_error_for(m_, "read", "written_after_release", g.path, std::chrono::minutes(10),
+                         fmt::format("{} grew by {} byte(s) after it was released (rotated, no "
+                                     "growth for rotate_wait {}ms); those bytes are not read: "
+                                     "raise rotate_wait or make the writer reopen sooner",
+                                     g.path, grew,
+                                     std::chrono::duration_cast<std::chrono::milliseconds>(
+                                         cfg_.rotate_wait)
+                                         .count()));
+        g.size = static_cast<uint64_t>(st.st_size);
+      }
+    }
+    ++it;
+  }
+  if (gone_.size() > kMaxRetired) {
+    // Oldest first.
+    std::vector<std::pair<Clock::time_point, uint64_t>> order;
+    for (auto& [k, g] : gone_) order.emplace_back(g.when, k);
+    std::sort(order.begin(), order.end());
+    for (size_t i = 0; i + kMaxRetired < order.size(); ++i) gone_.erase(order[i].second);
+  }
 }
 
 bool FileSource::decide(Tailed& f) {
   struct stat st {};
   if (::fstat(f.fd, &st) != 0) return false;
-  if (postpone_new(f.path, st)) {
+  auto decided = start_for(f.path, f.fd, st, false);
+  if (!decided) {
     postponed_ = true;
     return false;
   }
-  uint64_t start = start_offset_for_new(f.path, f.fd, static_cast<uint64_t>(st.st_size), false);
-  spdlog::info("[{}] {} (held while it may have been a copy in progress) starts at offset {}",
-               ctx_.id, f.path, start);
+  uint64_t start = *decided;
+  spdlog::info("[{}] {} ({}) starts at offset {}", ctx_.id, f.path,
+               f.rewritten ? "rewritten in place" : "held while it may have been a copy in progress",
+               start);
   f.undecided = false;
   f.offset = f.line_start = start;
   f.emitted_tail = tail_hash(f.fd, start).value_or(0);
+  if (f.rewritten) {
+    // Same inode, same acknowledgement window: its positions now carry the new fingerprint.
+    f.rewritten = false;
+    f.wanted = true;
+    return true;
+  }
   start_window(f, Saved{f.path, static_cast<uint64_t>(f.dev), static_cast<uint64_t>(f.ino), start,
-                        f.emitted_tail, f.fp, 0});
+                        f.emitted_tail, f.fp, 0, 0});
   return true;
 }
 
@@ -891,17 +1108,47 @@ bool FileSource::included(const std::string& path) const {
   return true;
 }
 
-void FileSource::catch_moved_out(const std::string& from, const std::string& to) {
-  if (!included(from) || included(to)) return;  // in-glob moves are found by the scan
+void FileSource::release(std::map<uint64_t, std::unique_ptr<Tailed>>::iterator it,
+                         const char* why) {
+  Tailed& f = *it->second;
+  {
+    std::lock_guard lk(state_mu_);
+    if (auto s = state_.find(f.key); s != state_.end() && s->second.owner == f.serial) {
+      s->second.closed_at = now_s();
+      ctx_.checkpoints->mark_dirty(ctx_.id);  // persisted: the entry expires
+    }
+  }
+  // Remember the generation: a descriptor on the same inode later (a move, a rescan) is told
+  // apart from a new file by content; growth under its current name is counted.
+  Gone g;
+  g.fp = f.fp;
+  g.offset = f.line_start;
+  g.tail = f.emitted_tail;
+  g.dev = static_cast<uint64_t>(f.dev);
+  g.ino = static_cast<uint64_t>(f.ino);
+  g.size = f.last_size;
+  g.when = Clock::now();
   struct stat st {};
-  if (::stat(to.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) return;
-  uint64_t key = identity(st.st_dev, st.st_ino);
-  if (files_.count(key)) return;  // known: check_rotation drains it
-  int fd = ::open(to.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY);
-  if (fd < 0) return;
-  if (open_count() >= cfg_.max_open_files) close_idle_files(trim_target());
-  uint64_t start = start_offset_for_new(to, fd, static_cast<uint64_t>(st.st_size), false);
-  track(to, fd, st, start, true);
+  if (f.fd >= 0 && ::fstat(f.fd, &st) == 0 && st.st_nlink > 0) {
+    char link[64];
+    snprintf(link, sizeof link, "/proc/self/fd/%d", f.fd);
+    char target[4096];
+    ssize_t n = ::readlink(link, target, sizeof target - 1);
+    if (n > 0 && target[0] == '/') g.path.assign(target, static_cast<size_t>(n));
+    g.size = static_cast<uint64_t>(st.st_size);
+  }
+  spdlog::info("[{}] released {} ({}, drained to offset {})", ctx_.id,
+               g.path.empty() ? f.path : g.path, why, f.offset);
+  gone_[f.key] = std::move(g);
+  if (f.fd >= 0) {
+    ::close(f.fd);
+    f.fd = -1;
+    --open_fds_;
+  }
+  released_.push_back(std::move(it->second));  // kept until its acks are in
+  files_.erase(it);
+  open_files_.set(open_count());
+  tracked_files_.set(static_cast<int64_t>(files_.size()));
 }
 
 awaitable<void> FileSource::run(Fanout& out) {
@@ -922,6 +1169,7 @@ awaitable<void> FileSource::run(Fanout& out) {
       watcher_.reset();
     }
   }
+  started_at_ = now_s() - 1;
   restore();
   scan(true);
   auto last_scan = Clock::now();
@@ -934,17 +1182,27 @@ awaitable<void> FileSource::run(Fanout& out) {
       continue;
     }
     std::set<std::string> changed;
-    std::vector<std::pair<std::string, std::string>> moves;
+    std::vector<Pin> pins;
+    std::vector<std::pair<std::string, std::string>> lost;
     bool rescan = false;
     {
       std::lock_guard lk(wake_mu_);
       changed.swap(changed_);
-      moves.swap(moves_);
+      pins.swap(pins_);
+      lost.swap(lost_);
       rescan = rescan_;
       rescan_ = false;
       woken_ = false;
     }
-    for (auto& [from, to] : moves) catch_moved_out(from, to);
+    for (auto& p : pins) adopt(p);
+    for (auto& [first, last] : lost) {
+      abandoned_generations_.inc();
+      report_error_for(m_, "read", "generation_lost", first, std::chrono::minutes(1),
+                       fmt::format("a generation of {}{} was removed before logship could open "
+                                   "it (rotated out faster than it was read); its content was "
+                                   "not read",
+                                   first, first == last ? "" : fmt::format(" (last named {})", last)));
+    }
     if (rescan) {
       scan(false);
       rescan = false;
@@ -952,6 +1210,9 @@ awaitable<void> FileSource::run(Fanout& out) {
     size_t got = 0;
     bool stopped = false;
     bool pending_timeouts = false;
+    int64_t rotated_held = 0;
+    for (auto& [k, f] : files_)
+      if (f->rotated) ++rotated_held;
     for (auto it = files_.begin(); it != files_.end() && !stopped;) {
       Tailed& f = *it->second;
       if (f.fd < 0) {
@@ -968,22 +1229,33 @@ awaitable<void> FileSource::run(Fanout& out) {
         f.wanted = false;
         open_files_.set(open_count());
       }
+      // New data after a truncation that was not seen (the file is already longer than our
+      // offset again) would be read from the wrong place: check the first bytes first.
+      if (!f.undecided && prefix_changed(f)) check_rotation(f);
       if (f.undecided && !decide(f)) {
         ++it;
         continue;
       }
-      // New data after a truncation that was not seen (the file is already longer than our
-      // offset again) would be read from the wrong place: check the first bytes first.
-      if (prefix_changed(f)) check_rotation(f);
       size_t n = co_await read_some(f, out, stopped);
       got += n;
       if (!f.partial.empty() || f.decoder->held_from()) pending_timeouts = true;
       if (n == 0 && !stopped) {
         check_rotation(f);
-        // A rotated file is released once it stayed drained for a scan interval (late writes by
-        // the writer through its old descriptor are still read); a drain-only one at once.
-        bool quiet = Clock::now() - f.rotated_since >= cfg_.scan_interval;
-        if (f.rotated && (f.drain_only || quiet)) {
+        // A rotated file is read until it did not grow for rotate_wait (writers that reopen
+        // late still write through their old descriptor), counted from the rotation.
+        auto since = std::max(f.last_data, std::max(f.last_growth, f.rotated_since));
+        bool quiet = Clock::now() - since >= cfg_.rotate_wait;
+        // Descriptor pressure: more rotated files held than max_open_files: drained ones go
+        // first (their later growth is counted, where their name still reaches them).
+        bool pressed = rotated_held > cfg_.max_open_files && f.partial.empty() &&
+                       f.last_size <= f.offset;
+        if (f.rotated && (quiet || pressed)) {
+          if (pressed && !quiet && !pressure_warned_) {
+            pressure_warned_ = true;
+            spdlog::warn("[{}] more rotated files held than max_open_files ({}): drained ones are "
+                         "released before rotate_wait",
+                         ctx_.id, cfg_.max_open_files);
+          }
           EventBatch last;
           uint16_t meta[4] = {last.intern(cfg_.host),
                               last.intern(cfg_.source ? *cfg_.source : f.path),
@@ -993,30 +1265,18 @@ awaitable<void> FileSource::run(Fanout& out) {
           if (!f.partial.empty()) {
             uint64_t start = f.line_start;
             f.line_start += f.partial.size();
-            f.decoder->line(f.partial, false, start, f.line_start, now_ns(), em);
+            f.decoder->line(f.partial, f.partial_split, start, f.line_start, now_ns(), em);
             f.partial.clear();
+            f.partial_split = false;
           }
           f.decoder->flush(Clock::now(), true, em);
           if (!last.empty() && !co_await emit(f, out, std::move(last), f.line_start)) {
             stopped = true;
             break;
           }
-          {
-            std::lock_guard lk(state_mu_);
-            if (auto s = state_.find(f.key); s != state_.end()) {
-              s->second.closed_at = now_s();
-              ctx_.checkpoints->mark_dirty(ctx_.id);  // persisted: the entry expires
-            }
-          }
-          spdlog::info("[{}] released {} (rotated or deleted, drained to offset {})", ctx_.id,
-                       f.path, f.offset);
-          ::close(f.fd);
-          f.fd = -1;
-          --open_fds_;
-          released_.push_back(std::move(it->second));  // kept until its acks are in
-          it = files_.erase(it);
-          open_files_.set(open_count());
-          tracked_files_.set(static_cast<int64_t>(files_.size()));
+          --rotated_held;
+          release(it++, quiet ? "rotated or deleted, quiet for rotate_wait"
+                              : "rotated or deleted, released early: too many rotated files held");
           continue;
         }
       }
@@ -1030,6 +1290,7 @@ awaitable<void> FileSource::run(Fanout& out) {
         now - last_scan >= cfg_.scan_interval) {
       scan(false);
       restat_closed();
+      watch_gone();
       last_scan = now;
     }
     if (got == 0) {

@@ -11,10 +11,13 @@
 // vanished while logship was stopped are looked up by inode in their directory and finished
 // first. Bytes that can no longer be read are counted (logship_file_abandoned_bytes_total) and
 // logged with the path.
+#include <sys/stat.h>
+
 #include <chrono>
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -49,6 +52,7 @@ class FileSource : public Source {
     uint64_t dev = 0, ino = 0, offset = 0, tail = 0;
     Fingerprint fp;
     int64_t closed_at = 0;  // unix seconds when released; 0 while tracked
+    uint64_t owner = 0;     // serial of the Tailed whose window moves it (not persisted)
   };
   /// A generation of a file that was truncated (or lost while stopped): a copy of it made by
   /// copytruncate continues at `offset`.
@@ -60,6 +64,27 @@ class FileSource : public Source {
     std::chrono::steady_clock::time_point when;
   };
   using Clock = std::chrono::steady_clock;
+  /// A file opened by the inotify reader the moment its name was seen (created in a glob, or
+  /// moved out of one): the generation is pinned by the descriptor before it can be rotated
+  /// away or its inode reused; the source loop decides it by content (adopt()).
+  struct Pin {
+    std::string path;
+    std::string from;  // the name it was moved from ("" when created)
+    int fd = -1;
+    struct stat st {};
+  };
+  /// A generation that was released (rotated out and quiet for rotate_wait): its identity and
+  /// read position, so a descriptor on the same inode is told apart from a new file on a
+  /// reused inode by content; renamed ones are re-stated to count growth after the release.
+  struct Gone {
+    Fingerprint fp;
+    uint64_t offset = 0;  // read (and emitted) to here
+    uint64_t tail = 0;
+    std::string path;      // its name at release (empty when deleted)
+    uint64_t size = 0;     // size at release, then the size last counted
+    uint64_t dev = 0, ino = 0;
+    Clock::time_point when;
+  };
 
   void restore();
   void scan(bool startup);
@@ -67,9 +92,13 @@ class FileSource : public Source {
   /// stopped); false when it cannot be opened.
   bool track(const std::string& path, int fd, const struct stat& st, uint64_t start,
              bool drain_only);
-  /// Where a file seen for the first time starts: a retired generation or a live file it is a
-  /// copy of, else 0 (or its end with read_from: end at start-up).
-  uint64_t start_offset_for_new(const std::string& path, int fd, uint64_t size, bool startup);
+  /// Where a file seen for the first time (or rewritten in place) starts, decided by content:
+  /// a retired generation or a live file it is a copy of, else 0 (or its end with read_from:
+  /// end at start-up); nullopt while it may be a copy still being written (decided later).
+  std::optional<uint64_t> start_for(const std::string& path, int fd, const struct stat& st,
+                                    bool startup);
+  /// Holds a file open without reading it until decide() places it.
+  void hold_undecided(Tailed& f);
   void recover_rotated_while_stopped();
   awaitable<size_t> read_some(Tailed& f, Fanout& out, bool& stopped);
   void check_rotation(Tailed& f);
@@ -90,14 +119,17 @@ class FileSource : public Source {
   int open_count() const;
   int trim_target() const;
   void on_fs_change(int kind, std::string_view path, std::string_view moved_from);
-  /// A file moved out of the globs before a scan saw it: drain it from its new name.
-  void catch_moved_out(const std::string& from, const std::string& to);
   bool included(const std::string& path) const;
-  /// A young file with a rotation-like name, still shorter than what was read of the file it
-  /// may be a copy of (cp in progress): decided at a later scan (at most ~2 s later).
-  bool postpone_new(const std::string& path, const struct stat& st);
   /// Decides where an undecided file starts; false while it must still wait.
   bool decide(Tailed& f);
+  /// Takes a descriptor opened by the watcher (see Pin).
+  void adopt(Pin& p);
+  /// The released generation on this inode when `fd` still holds its content.
+  const Gone* same_as_gone(uint64_t key, int fd, uint64_t size);
+  /// Re-stats released renamed files: growth after the release is counted as abandoned.
+  void watch_gone();
+  /// Stops tailing a rotated file (its acks are still awaited).
+  void release(std::map<uint64_t, std::unique_ptr<Tailed>>::iterator it, const char* why);
 
   FileSourceConfig cfg_;
   ComponentContext ctx_;
@@ -105,6 +137,7 @@ class FileSource : public Source {
   Counter& truncations_;
   Counter& abandoned_bytes_;
   Counter& copies_recognised_;
+  Counter& abandoned_generations_;
   Gauge& open_files_;
   Gauge& tracked_files_;
   std::map<uint64_t, std::unique_ptr<Tailed>> files_;  // by identity key
@@ -124,7 +157,15 @@ class FileSource : public Source {
   bool woken_ = false;
   bool rescan_ = false;
   std::set<std::string> changed_;
-  std::vector<std::pair<std::string, std::string>> moves_;  // (from, to)
+  std::vector<Pin> pins_;
+  std::set<std::string> chase_;  // names rotated generations were moved to (they may move on)
+  std::map<std::string, std::string> unpinned_;  // name -> first name, of unopened generations
+  std::vector<std::pair<std::string, std::string>> lost_;  // (first, last name) never opened
+  // source loop only
+  std::map<uint64_t, Gone> gone_;
+  uint64_t next_serial_ = 1;
+  int64_t started_at_ = 0;  // unix seconds
+  bool pressure_warned_ = false;
 };
 
 }  // namespace logship

@@ -116,6 +116,8 @@ awaitable<void> InotifyWatcher::run() {
           }
         } else if (ev->mask & IN_CREATE) {
           on_change_(Change::kCreated, path, "");
+        } else if (ev->mask & IN_DELETE) {
+          on_change_(Change::kDeleted, path, "");
         } else {
           on_change_(Change::kModified, path, "");
         }

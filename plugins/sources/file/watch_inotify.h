@@ -20,9 +20,9 @@ namespace logship {
 class InotifyWatcher {
  public:
   /// What happened to a path in a watched directory.
-  enum class Change { kModified, kCreated, kMoved, kRescan };
+  enum class Change { kModified, kCreated, kMoved, kDeleted, kRescan };
   /// `on_change(kind, path, moved_from)`: kMoved carries the old path (paired by cookie);
-  /// kRescan (queue overflow, a watch removed) has no path.
+  /// kDeleted: the name was unlinked; kRescan (queue overflow, a watch removed) has no path.
   using Callback = std::function<void(Change, std::string_view, std::string_view)>;
   InotifyWatcher(Executor ex, ComponentMetrics& m, Callback on_change);
   ~InotifyWatcher();
