@@ -19,6 +19,7 @@ split into parts (every part flagged).
 """
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -26,32 +27,38 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
-from filetail import Harness, SOURCE_ID, describe_gaps, line, lines_blob  # noqa: E402
+from filetail import Harness, SOURCE_ID, append, describe_gaps, line, lines_blob  # noqa: E402
 from lib import wait_for  # noqa: E402
 
 ROTATIONS = 100
 LINES_PER_GEN = 500
-INTERVALS_MS = (5, 25, 100)
+# LOGSHIP_ROTATION_INTERVALS_MS="1,2,5" probes faster rates (on demand; CI runs the default).
+INTERVALS_MS = tuple(int(x) for x in os.environ.get("LOGSHIP_ROTATION_INTERVALS_MS", "5,25,100").split(","))
 
 # The writer: its own process (no GIL shared with the test), fixed-width numbered lines.
 WRITER = r"""
 import os, shutil, sys, time
-d, pattern, interval, rotations, per_gen = sys.argv[1], sys.argv[2], float(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
+d, pattern, interval, rotations, per_gen, chunks = (sys.argv[1], sys.argv[2], float(sys.argv[3]), int(sys.argv[4]),
+                                                   int(sys.argv[5]), int(sys.argv[6]))
 app = os.path.join(d, "app.log")
 def line(i):
     s = f"f=a seq={i:07d} " + '{"level":"info","msg":"x"}'
     return (s + "." * (76 - len(s)) + "\n").encode()
 seq = 0
 fd = os.open(app, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-chunks = 5
 for g in range(rotations + 1):
-    t0 = time.monotonic()  # each generation paced from its own start: no catch-up bursts
+    # Each generation paced from its own start (no catch-up bursts). `chunks` 1: the whole
+    # generation is written in one write at the end of the interval and rotated at once (its
+    # content lives under the glob name for microseconds); 5: spread over the interval.
+    t0 = time.monotonic()
     for c in range(chunks):
+        if chunks == 1:
+            time.sleep(interval)
         n = per_gen // chunks
         os.write(fd, b"".join(line(seq + i) for i in range(n)))
         seq += n
         ahead = t0 + (c + 1) / chunks * interval - time.monotonic()
-        if ahead > 0:
+        if ahead > 0 and chunks > 1:
             time.sleep(ahead)
     if g == rotations:
         break
@@ -74,11 +81,12 @@ SPIN = "while True: pass"
 
 
 class FastRotation(unittest.TestCase):
-    def _run(self, pattern, interval_ms, starved):
-        name = f"fast-{pattern}-{interval_ms}ms{'-starved' if starved else ''}"
+    def _run(self, pattern, interval_ms, starved, chunks=1):
+        name = f"fast-{pattern}-{interval_ms}ms{'-starved' if starved else ''}{'-spread' if chunks > 1 else ''}"
         h = Harness(self, name=name, include=None)
         glob = "/*.log" if pattern == "rename" else "/app.log*"
         h.cfg["sources"][SOURCE_ID]["include"] = [h.logdir + glob]
+        del h.cfg["sources"][SOURCE_ID]["scan_interval"]  # the default (1s): rotations are faster
         h.rewrite_config()
         h.start()
         spinners = []
@@ -88,7 +96,8 @@ class FastRotation(unittest.TestCase):
                 self.addCleanup(lambda s=s: (s.kill(), s.wait()))
         t0 = time.monotonic()
         w = subprocess.run([sys.executable, "-c", WRITER, h.logdir, pattern, str(interval_ms / 1000.0),
-                            str(ROTATIONS), str(LINES_PER_GEN)], capture_output=True, text=True, timeout=300)
+                            str(ROTATIONS), str(LINES_PER_GEN), str(chunks)], capture_output=True, text=True,
+                           timeout=300)
         took = time.monotonic() - t0
         self.assertEqual(w.returncode, 0, w.stderr)
         total = int(w.stdout.strip())
@@ -187,6 +196,52 @@ class LateWriters(unittest.TestCase):
         warning = [ln for ln in h.proc.log().splitlines() if "grew by" in ln][0]
         self.assertIn(rotated, warning)
         self.assertIn(str(len(late)), warning)
+        self.assertEqual(h.stop(), 0)
+
+
+class FrozenReader(unittest.TestCase):
+    """logship stopped with SIGSTOP while a generation is created, written and rotated: what the
+    inotify queue tells it on SIGCONT is all it can know."""
+
+    def _frozen(self, name):
+        h = Harness(self, name=name)
+        h.start()
+        pid = h.proc.proc.pid
+        os.kill(pid, signal.SIGSTOP)
+        self.addCleanup(lambda: h.proc.alive() and os.kill(pid, signal.SIGCONT))
+        return h, pid
+
+    def test_generation_moved_out_of_the_glob_before_it_was_seen_is_read(self):
+        """Verifies a file created, written and renamed out of the glob while logship could not
+        run is opened from its new name (the move event) and read, once."""
+        h, pid = self._frozen("frozen-moved")
+        app = h.path("app.log")
+        append(app, lines_blob("u", 0, 300))
+        os.rename(app, h.path("app.log.1"))
+        append(app, lines_blob("v", 0, 10))
+        os.kill(pid, signal.SIGCONT)
+        expected = {("u", i) for i in range(300)} | {("v", i) for i in range(10)}
+        h.wait_lines(expected, 30)
+        h.settle()
+        h.assert_exactly_once(expected)
+        self.assertEqual(h.stop(), 0)
+
+    def test_generation_removed_before_it_could_be_opened_is_counted_and_named(self):
+        """Verifies that a generation created, written, rotated out of the glob and deleted while
+        logship could not run, so that it was never opened, is counted in
+        logship_file_abandoned_generations_total with a warning naming it: never silently lost."""
+        h, pid = self._frozen("frozen-lost")
+        app = h.path("app.log")
+        append(app, lines_blob("x", 0, 100))
+        os.rename(app, h.path("app.log.1"))
+        os.unlink(h.path("app.log.1"))
+        os.kill(pid, signal.SIGCONT)
+        wait_for(lambda: h.m0("logship_file_abandoned_generations_total", component_id=SOURCE_ID) == 1, 20,
+                 "the lost generation counted")
+        warning = [ln for ln in h.proc.log().splitlines() if "removed before logship could open" in ln]
+        self.assertTrue(warning, h.proc.log()[-2000:])
+        self.assertIn(app, warning[0])
+        self.assertIn(h.path("app.log.1"), warning[0])
         self.assertEqual(h.stop(), 0)
 
 

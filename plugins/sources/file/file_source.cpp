@@ -9,9 +9,11 @@
 #include <chrono>
 #include <cstring>
 #include <filesystem>
+#include <functional>
 
 #include <fmt/format.h>
 #include <simdjson.h>
+#include <xxhash.h>
 
 #include "agent/core/log.h"
 #include "agent/pipeline/checkpoints.h"
@@ -69,6 +71,31 @@ bool looks_like_rotation_of(const std::string& copy, const std::string& live) {
   std::string a = basename_of(copy), b = basename_of(live);
   return a.size() > b.size() && a.compare(0, b.size(), b) == 0;
 }
+// The last <= kTailHashBytes bytes of `a` followed by `b`.
+std::string last_bytes(std::string_view a, std::string_view b) {
+  std::string out;
+  size_t keep = kTailHashBytes;
+  if (b.size() >= keep) return std::string(b.substr(b.size() - keep));
+  size_t from_a = std::min(a.size(), keep - b.size());
+  out.reserve(from_a + b.size());
+  out.append(a.substr(a.size() - from_a));
+  out.append(b);
+  return out;
+}
+// The bytes before `offset` (at most kTailHashBytes) read now, for a position just decided.
+std::string read_back(int fd, uint64_t offset) {
+  uint32_t len = static_cast<uint32_t>(std::min<uint64_t>(offset, kTailHashBytes));
+  std::string out(len, '\0');
+  size_t got = 0;
+  while (got < len) {
+    ssize_t n = ::pread(fd, out.data() + got, len - got, static_cast<off_t>(offset - len + got));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    got += static_cast<size_t>(n);
+  }
+  out.resize(got);
+  return out;
+}
 }  // namespace
 
 struct FileSource::Tailed {
@@ -84,6 +111,12 @@ struct FileSource::Tailed {
   std::string partial;        // bytes after the last newline
   bool partial_split = false; // a part of the line in `partial` was already emitted (split)
   uint64_t emitted_tail = 0;  // tail hash at line_start (copytruncate detection)
+  // Content hashes are taken from the bytes as they were read, never by reading the file again:
+  // by then it may have been truncated and rewritten (a copytruncate right after a write).
+  std::string head;           // the generation's first bytes, while read from 0 (fingerprint)
+  bool head_seq = false;      // head is filled by reading from 0
+  std::string back;           // the last <= kTailHashBytes bytes before back_pos, as read
+  uint64_t back_pos = 0;      // == line_start when `back` is current
   uint64_t last_size = 0;     // size at the last fstat
   Fingerprint fp;             // first fingerprint_bytes (grows while the file is shorter)
   Clock::time_point last_data = Clock::now();
@@ -251,6 +284,31 @@ void FileSource::save_locked(uint64_t key, const Saved& s) {
   ctx_.checkpoints->mark_dirty(ctx_.id);
 }
 
+void FileSource::set_position(Tailed& f, uint64_t start) {
+  f.offset = f.line_start = start;
+  f.back = read_back(f.fd, start);
+  f.back_pos = start;
+  f.emitted_tail = start ? XXH64(f.back.data(), f.back.size(), 0) : 0;
+  if (start == 0) {
+    // Read from its first byte: the fingerprint grows from what is read.
+    f.head.clear();
+    f.head_seq = true;
+    f.fp = Fingerprint{};
+  } else {
+    f.head_seq = false;
+    std::string().swap(f.head);
+    f.fp = fingerprint_fd(f.fd, static_cast<uint32_t>(cfg_.fingerprint_bytes)).value_or(Fingerprint{});
+  }
+}
+
+void FileSource::advance_back(Tailed& f, std::string_view bytes) {
+  // line_start moved past `bytes` (already applied by the caller).
+  if (f.back_pos + bytes.size() != f.line_start) return;
+  f.back = last_bytes(f.back, bytes);
+  f.back_pos = f.line_start;
+  f.emitted_tail = f.line_start ? XXH64(f.back.data(), f.back.size(), 0) : 0;
+}
+
 bool FileSource::track(const std::string& path, int fd, const struct stat& st, uint64_t start,
                        bool drain_only) {
   uint64_t key = identity(st.st_dev, st.st_ino);
@@ -269,8 +327,7 @@ bool FileSource::track(const std::string& path, int fd, const struct stat& st, u
   f->last_size = static_cast<uint64_t>(st.st_size);
   f->offset = f->line_start = start;
   f->wanted = f->last_size > start;
-  f->fp = fingerprint_fd(fd, static_cast<uint32_t>(cfg_.fingerprint_bytes)).value_or(Fingerprint{});
-  f->emitted_tail = tail_hash(fd, start).value_or(0);
+  set_position(*f, start);
   f->decoder = make_line_decoder(cfg_.decode, m_);
   Saved sv{path,
            static_cast<uint64_t>(st.st_dev),
@@ -642,9 +699,11 @@ void FileSource::abandon(Tailed& f, const char* why) {
 awaitable<bool> FileSource::emit(Tailed& f, Fanout& out, EventBatch&& batch, uint64_t end_offset) {
   m_.received_events.inc(batch.size());
   m_.received_bytes.inc(batch.text_bytes());
-  uint64_t tail = f.fd >= 0 ? tail_hash(f.fd, end_offset).value_or(0) : 0;
-  if (f.fd >= 0 && f.fp.len < cfg_.fingerprint_bytes)
-    f.fp = fingerprint_fd(f.fd, static_cast<uint32_t>(cfg_.fingerprint_bytes)).value_or(f.fp);
+  // The bytes before the position, as read (a decoder holding data ends it before line_start:
+  // then the file is read for them).
+  uint64_t tail = end_offset == f.back_pos ? f.emitted_tail
+                  : f.fd >= 0              ? tail_hash(f.fd, end_offset).value_or(0)
+                                           : 0;
   AckHandle ack = f.window->add(Pos{end_offset, tail, f.fp});
   co_return co_await out.send(std::move(batch), std::move(ack));
 }
@@ -722,6 +781,7 @@ awaitable<size_t> FileSource::read_some(Tailed& f, Fanout& out, bool& stopped) {
     f.decoder->line(line, truncated, start, end, t, emitter);
   };
 
+  std::function<void()> sync_back = [] {};
   while (total < kFileBudget) {
     if (buf_.size() < kReadChunk) buf_.resize(kReadChunk);
     ssize_t n = ::pread(f.fd, buf_.data(), kReadChunk, static_cast<off_t>(f.offset));
@@ -732,9 +792,31 @@ awaitable<size_t> FileSource::read_some(Tailed& f, Fanout& out, bool& stopped) {
     }
     if (n == 0) break;
     total += static_cast<size_t>(n);
+    const uint64_t chunk_off = f.offset;
+    const std::string_view chunk(buf_.data(), static_cast<size_t>(n));
     f.offset += static_cast<uint64_t>(n);
     f.last_data = f.last_active = Clock::now();
-    std::string_view data(buf_.data(), static_cast<size_t>(n));
+    if (f.head_seq && chunk_off == f.head.size()) {
+      // The first bytes as read: the fingerprint of this generation.
+      f.head.append(chunk.substr(0, cfg_.fingerprint_bytes - f.head.size()));
+      f.fp = Fingerprint{XXH64(f.head.data(), f.head.size(), 0), static_cast<uint32_t>(f.head.size())};
+      if (f.head.size() >= cfg_.fingerprint_bytes) {
+        f.head_seq = false;
+        std::string().swap(f.head);
+      }
+    }
+    // The bytes just before this chunk (the line in progress included), for the tail hash of
+    // positions inside it.
+    const std::string pre = f.back_pos == f.line_start && f.line_start + f.partial.size() == chunk_off
+                                ? last_bytes(f.back, f.partial)
+                                : read_back(f.fd, chunk_off);
+    sync_back = [&f, &pre, chunk_off, chunk] {
+      if (f.back_pos == f.line_start || f.line_start < chunk_off) return;
+      f.back = last_bytes(pre, chunk.substr(0, static_cast<size_t>(f.line_start - chunk_off)));
+      f.back_pos = f.line_start;
+      f.emitted_tail = f.line_start ? XXH64(f.back.data(), f.back.size(), 0) : 0;
+    };
+    std::string_view data = chunk;
     while (!data.empty()) {
       const char* nl = static_cast<const char*>(memchr(data.data(), '\n', data.size()));
       if (!nl) {
@@ -744,6 +826,7 @@ awaitable<size_t> FileSource::read_some(Tailed& f, Fanout& out, bool& stopped) {
         while (f.partial.size() >= cfg_.max_line_bytes) {
           uint64_t start = f.line_start;
           f.line_start += cfg_.max_line_bytes;
+          advance_back(f, std::string_view(f.partial).substr(0, cfg_.max_line_bytes));
           line_done(std::string_view(f.partial).substr(0, cfg_.max_line_bytes), true, start,
                     f.line_start);
           f.partial.erase(0, cfg_.max_line_bytes);
@@ -775,29 +858,27 @@ awaitable<size_t> FileSource::read_some(Tailed& f, Fanout& out, bool& stopped) {
       f.partial.clear();
       data.remove_prefix(len + 1);
       if (batch.text_bytes() >= kBatchBytes || batch.size() >= kBatchEvents) {
+        sync_back();
         if (!co_await flush()) {
           stopped = true;
           co_return total;
         }
       }
     }
+    sync_back();
+    sync_back = [] {};  // `pre` and the chunk end with this iteration
   }
   auto now = Clock::now();
   // A last line without newline is emitted after partial_line_timeout of silence.
   if (!f.partial.empty() && total == 0 && now - f.last_data >= cfg_.partial_line_timeout) {
     uint64_t start = f.line_start;
     f.line_start += f.partial.size();
+    advance_back(f, f.partial);
     line_done(f.partial, f.partial_split, start, f.line_start);
     f.partial.clear();
     f.partial_split = false;
   }
   f.decoder->flush(now, false, emitter);  // multiline timeout
-  if (total > 0) {
-    if (f.line_start != 0) f.emitted_tail = tail_hash(f.fd, f.line_start).value_or(0);
-    // (f) a short file's fingerprint grows with it (a copy of it must be recognisable).
-    if (f.fp.len < cfg_.fingerprint_bytes)
-      f.fp = fingerprint_fd(f.fd, static_cast<uint32_t>(cfg_.fingerprint_bytes)).value_or(f.fp);
-  }
   if (!co_await flush()) stopped = true;
   f.last_read = total;
   co_return total;
@@ -832,12 +913,9 @@ void FileSource::check_rotation(Tailed& f) {
                                   size, f.offset,
                                   lost ? fmt::format(" ({} unread bytes lost)", lost) : ""));
       retire({f.fp, f.line_start, f.emitted_tail, f.path, Clock::now()});
-      f.offset = f.line_start = 0;
       f.partial.clear();
       f.partial_split = false;
-      f.emitted_tail = 0;
-      f.fp = fingerprint_fd(f.fd, static_cast<uint32_t>(cfg_.fingerprint_bytes))
-                 .value_or(Fingerprint{});
+      set_position(f, 0);
       f.last_growth = Clock::now();
       // The new content is a new generation on the same inode, decided by content like a new
       // file: a copy written over an older copy (`cp app.log app.log.1`) continues where the
@@ -846,9 +924,6 @@ void FileSource::check_rotation(Tailed& f) {
       f.rewritten = true;
       // The checkpoint entry keeps describing the old generation (offset and fingerprint) until
       // a position of the new one is acknowledged: each position carries its fingerprint.
-    } else if (f.fp.len < cfg_.fingerprint_bytes && size > f.fp.len) {
-      // (f) a short file keeps its identity as it grows; its fingerprint grows with it.
-      f.fp = fingerprint_fd(f.fd, static_cast<uint32_t>(cfg_.fingerprint_bytes)).value_or(f.fp);
     }
     if (size != f.last_size) f.last_growth = Clock::now();
     f.last_size = size;
@@ -1085,8 +1160,7 @@ bool FileSource::decide(Tailed& f) {
                f.rewritten ? "rewritten in place" : "held while it may have been a copy in progress",
                start);
   f.undecided = false;
-  f.offset = f.line_start = start;
-  f.emitted_tail = tail_hash(f.fd, start).value_or(0);
+  set_position(f, start);
   if (f.rewritten) {
     // Same inode, same acknowledgement window: its positions now carry the new fingerprint.
     f.rewritten = false;
@@ -1265,6 +1339,7 @@ awaitable<void> FileSource::run(Fanout& out) {
           if (!f.partial.empty()) {
             uint64_t start = f.line_start;
             f.line_start += f.partial.size();
+            advance_back(f, f.partial);
             f.decoder->line(f.partial, f.partial_split, start, f.line_start, now_ns(), em);
             f.partial.clear();
             f.partial_split = false;

@@ -20,6 +20,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "agent/observe/metrics.h"
@@ -107,6 +108,10 @@ class FileSource : public Source {
   /// The file's first fingerprint bytes no longer match: it was truncated and written again.
   bool prefix_changed(const Tailed& f) const;
   bool reopen(Tailed& f);
+  /// Places a file's next read at `start` of its current generation (hashes from the file now).
+  void set_position(Tailed& f, uint64_t start);
+  /// line_start just moved past `bytes`: the tail hash follows from memory.
+  void advance_back(Tailed& f, std::string_view bytes);
   /// Closes the files idle the longest until at most `limit` are open.
   void close_idle_files(int limit);
   void restat_closed();
