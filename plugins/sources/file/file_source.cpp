@@ -357,17 +357,26 @@ std::optional<uint64_t> FileSource::start_for(const std::string& path, int fd,
   auto recent = Clock::now() - std::chrono::seconds(2);
   // 1. A copy of a truncated generation (copytruncate): same first bytes, same bytes before
   //    the offset that generation was read to. It continues there.
+  // The candidate's first bytes are read once per fingerprint length (usually one), however
+  // many generations are retired.
+  std::vector<std::pair<uint32_t, std::optional<uint64_t>>> prefixes;
+  auto prefix = [&](uint32_t len) {
+    for (auto& [l, h] : prefixes)
+      if (l == len) return h;
+    prefixes.emplace_back(len, hash_prefix(fd, len));
+    return prefixes.back().second;
+  };
   for (auto it = retired_.begin(); it != retired_.end(); ++it) {
     if (it->offset == 0 || it->fp.len == 0) continue;
     if (size < it->fp.len || size < it->offset) {
       // Shorter than what was read of it: a copy in progress waits (its first bytes, where
       // there are enough of them, are those of the generation).
       if (!young || it->when < recent || !looks_like_rotation_of(path, it->path)) continue;
-      auto h = size >= it->fp.len ? hash_prefix(fd, it->fp.len) : std::optional<uint64_t>();
+      auto h = size >= it->fp.len ? prefix(it->fp.len) : std::optional<uint64_t>();
       if (size < it->fp.len || (h && *h == it->fp.hash)) return std::nullopt;
       continue;
     }
-    auto h = hash_prefix(fd, it->fp.len);
+    auto h = prefix(it->fp.len);
     if (!h || *h != it->fp.hash) continue;
     auto t = tail_hash(fd, it->offset);
     if (!t || *t != it->tail) continue;
