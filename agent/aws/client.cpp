@@ -1,5 +1,7 @@
 #include "agent/aws/client.h"
 
+#include "agent/core/secret.h"
+
 #include <algorithm>
 #include <cctype>
 
@@ -26,10 +28,10 @@ std::string trim(std::string_view s) {
   return std::string(s);
 }
 
+// Text from a server: secrets and credential-shaped values (an echoed Authorization header,
+// X-Amz-Security-Token, Signature=, Credential=) scrubbed, control characters blanked, capped.
 std::string clip(std::string_view s, size_t max = 300) {
-  std::string out;
-  for (char c : s.substr(0, max)) out += (c == '\n' || c == '\r') ? ' ' : c;
-  return out;
+  return scrub(s, max);
 }
 
 std::string code_for_status(long status) {

@@ -9,6 +9,7 @@
 #include "agent/config/config.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -588,6 +589,10 @@ std::shared_ptr<Secret> ConfigNode::secret(std::string_view key, bool required) 
   if (inline_node.IsDefined()) {
     std::string value = checked_scalar(*this, key, inline_node, "a string");
     if (value.empty()) fail(key, fmt::format("{} is empty; expected a non-empty secret", key));
+    if (std::string bad = Secret::check_value(value); !bad.empty())
+      fail(key, fmt::format("{} {} (the value is not shown); expected one line without control "
+                            "characters",
+                            key, bad));
     return SecretStore::instance().add(std::move(value), "");
   }
   std::string path = checked_scalar(*this, file_key, file_node, "a file path");
@@ -595,7 +600,8 @@ std::shared_ptr<Secret> ConfigNode::secret(std::string_view key, bool required) 
   try {
     value = Secret::read_file(path);
   } catch (const std::exception& e) {
-    fail(file_key, std::string(e.what()) + "; expected a regular file readable only by its owner");
+    fail(file_key, std::string(e.what()) +
+                       "; expected a regular file, readable only by its owner, holding the secret");
   }
   return SecretStore::instance().add(std::move(value), path);
 }
@@ -624,6 +630,12 @@ std::vector<std::shared_ptr<Secret>> ConfigNode::secret_list(std::string_view ke
         fail_at(*file_, item_mark(node_, key, i),
                 fmt::format("item {} of {} is empty; expected a non-empty secret", i + 1, key));
       }
+      if (std::string bad = Secret::check_value(values[i]); !bad.empty()) {
+        fail_at(*file_, item_mark(node_, key, i),
+                fmt::format("item {} of {} {} (the value is not shown); expected one line "
+                            "without control characters",
+                            i + 1, key, bad));
+      }
       out.push_back(SecretStore::instance().add(std::move(values[i]), ""));
     }
     if (out.empty()) fail(key, fmt::format("{} is empty; expected at least one secret", key));
@@ -633,13 +645,14 @@ std::vector<std::shared_ptr<Secret>> ConfigNode::secret_list(std::string_view ke
   std::string path = checked_scalar(*this, file_key, file_node, "a file path");
   std::string content;
   try {
-    content = Secret::read_file(path);
+    content = Secret::read_file(path, SecretForm::kLines);
   } catch (const std::exception& e) {
-    fail(file_key, std::string(e.what()) + "; expected a regular file readable only by its owner");
+    fail(file_key, std::string(e.what()) +
+                       "; expected a regular file, readable only by its owner, holding the secret");
   }
   // One secret holding the whole file, registered with it: SIGHUP re-reads the list (tokens added
   // or revoked take effect without a restart). Consumers iterate its lines (secret_lines()).
-  auto whole = SecretStore::instance().add(std::move(content), path);
+  auto whole = SecretStore::instance().add(std::move(content), path, SecretForm::kLines);
   if (secret_lines(whole->value()).empty()) {
     fail(file_key, fmt::format("secret file {} holds no secrets; expected one per line", path));
   }
@@ -889,8 +902,24 @@ Config load_config_text(const std::string& text, const std::string& name) {
 }
 
 Config load_config(const std::string& path) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) throw ConfigError(path + ": cannot read: " + std::strerror(errno));
+  // O_NONBLOCK: a FIFO must not hang `check`; only a regular file of at most 16 MiB is read.
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+  if (fd < 0) throw ConfigError(path + ":1:1: cannot read: " + std::strerror(errno));
+  struct stat st {};
+  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    bool dir = S_ISDIR(st.st_mode);
+    ::close(fd);
+    throw ConfigError(path + ":1:1: " +
+                      (dir ? std::string("is a directory; expected a YAML configuration file")
+                           : std::string("is not a regular file (FIFO, device or socket); expected "
+                                         "a YAML configuration file")));
+  }
+  constexpr off_t kMaxConfigBytes = 16 << 20;
+  if (st.st_size > kMaxConfigBytes) {
+    ::close(fd);
+    throw ConfigError(fmt::format("{}:1:1: the file is {} bytes; expected at most 16MiB", path,
+                                  st.st_size));
+  }
   std::string text;
   char buf[65536];
   for (;;) {
@@ -903,6 +932,10 @@ Config load_config(const std::string& path) {
     }
     if (n == 0) break;
     text.append(buf, static_cast<size_t>(n));
+    if (text.size() > static_cast<size_t>(kMaxConfigBytes)) {
+      ::close(fd);
+      throw ConfigError(path + ":1:1: the file grew past 16MiB while read; expected at most 16MiB");
+    }
   }
   ::close(fd);
   return load_config_text(text, path);

@@ -5,7 +5,7 @@ import sys
 import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
-from lib import Logship, TempDir, free_port, http_get, run_logship, wait_for, write_config  # noqa: E402
+from lib import Logship, TempDir, free_port, http_get, make_cert, run_logship, wait_for, write_config  # noqa: E402
 
 
 def minimal(tmp, **top):
@@ -95,6 +95,94 @@ class Cli(unittest.TestCase):
         self.assertTrue(r.stderr.startswith(path + ":5:"), r.stderr)
         self.assertIn("data_dir", r.stderr)
         self.assertIn(path + ":1:11", r.stderr, "the data_dir position")
+
+    def test_config_and_secret_files_that_are_not_regular_files_are_refused_at_once(self):
+        """Verifies that check exits 2 at once, naming the path, for a config that is /dev/zero,
+        a FIFO or a directory, and for a token_file that is a FIFO (nothing blocks on open)."""
+        fifo = self.tmp.join("fifo")
+        os.mkfifo(fifo)
+        for path, word in (("/dev/zero", "not a regular file"), (fifo, "not a regular file"),
+                           (self.tmp.path, "is a directory")):
+            with self.subTest(path=path):
+                r = run_logship("check", "-c", path, timeout=10)
+                self.assertEqual(r.returncode, 2, r.stderr)
+                self.assertTrue(r.stderr.startswith(path + ":1:1:"), r.stderr)
+                self.assertIn(word, r.stderr)
+        big = self.write("big.yaml", "# " + "x" * (17 << 20) + "\n")
+        r = run_logship("check", "-c", big, timeout=10)
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("16MiB", r.stderr)
+        cfg = minimal(self.tmp)
+        cfg["sinks"] = {"hec": {"type": "splunk_hec", "inputs": ["app"], "endpoints": ["https://127.0.0.1:8088"],
+                                "token_file": fifo}}
+        r = run_logship("check", "-c", write_config(self.tmp.join("fifo_token.yaml"), cfg), timeout=10)
+        self.assertEqual(r.returncode, 2, r.stderr)
+        self.assertIn("not a regular file", r.stderr)
+
+    def test_secrets_with_line_breaks_or_only_blanks_are_refused_without_being_shown(self):
+        """Verifies that a token_file of two lines, a blank token_file, and a token from ${VAR}
+        holding CR/LF are refused (exit 2, position given) and the message never shows them."""
+        def hec(**tok):
+            cfg = minimal(self.tmp)
+            cfg["sinks"] = {"hec": dict(type="splunk_hec", inputs=["app"], endpoints=["https://127.0.0.1:8088"], **tok)}
+            return cfg
+        cases = []
+        for name, content, word in (("two", "tok-aaaa-1111\ntok-bbbb-2222\n", "more than one line"),
+                                    ("blank", "    \n", "only blanks")):
+            p = self.write(name + ".token", content)
+            os.chmod(p, 0o600)
+            cases.append((name, hec(token_file=p), {}, word, "tok-"))
+        cases.append(("env", hec(token="${LOGSHIP_TEST_TOKEN}"), {"LOGSHIP_TEST_TOKEN": "tok-cccc\r\n3333"},
+                      "more than one line", "tok-"))
+        for name, cfg, env, word, secret in cases:
+            with self.subTest(name):
+                r = run_logship("check", "-c", write_config(self.tmp.join(name + ".yaml"), cfg), env=env)
+                self.assertEqual(r.returncode, 2, r.stdout + r.stderr)
+                self.assertIn(word, r.stderr)
+                self.assertNotIn(secret, r.stderr)
+                self.assertRegex(r.stderr, r"\.yaml:\d+:\d+: ")
+
+    def test_endpoint_ports_credentials_and_tls_files_are_checked(self):
+        """Verifies that check refuses endpoint ports 0 and 99999, a URL with user:password (saying
+        credentials in URLs are not supported), a missing tls.ca_file, a CA file that is not PEM,
+        and a receiver key that does not match its certificate; a group-readable receiver key warns."""
+        def hec(url, tls=None):
+            cfg = minimal(self.tmp)
+            sink = {"type": "splunk_hec", "inputs": ["app"], "endpoints": [url], "token": "abcd-efgh"}
+            if tls:
+                sink["tls"] = tls
+            cfg["sinks"] = {"hec": sink}
+            return cfg
+        notpem = self.write("notpem.crt", "hello\n")
+        cases = [
+            ("port0", hec("https://127.0.0.1:0"), "port must be a number from 1 to 65535"),
+            ("port99999", hec("https://127.0.0.1:99999"), "port must be a number from 1 to 65535"),
+            ("userinfo", hec("https://user:secret@127.0.0.1:8088"), "credentials in endpoint URLs"),
+            ("noca", hec("https://127.0.0.1:8088", {"ca_file": self.tmp.join("nope.pem")}), "No such file"),
+            ("notpem", hec("https://127.0.0.1:8088", {"ca_file": notpem}), "holds no PEM certificate"),
+        ]
+        for name, cfg, word in cases:
+            with self.subTest(name):
+                r = run_logship("check", "-c", write_config(self.tmp.join(name + ".yaml"), cfg))
+                self.assertEqual(r.returncode, 2, r.stdout + r.stderr)
+                self.assertIn(word, r.stderr)
+                self.assertNotIn("secret@", r.stderr)
+        cert, key = make_cert(self.tmp.path)
+        other = TempDir()
+        self.addCleanup(other.cleanup)
+        _, other_key = make_cert(other.path)
+        cfg = minimal(self.tmp)
+        cfg["sources"]["hec_in"] = {"type": "splunk_hec", "address": "127.0.0.1:0", "tokens": ["abcd-efgh"],
+                                    "tls": {"cert_file": cert, "key_file": other_key}}
+        cfg["sinks"]["bh"]["inputs"] = ["app", "hec_in"]
+        r = run_logship("check", "-c", write_config(self.tmp.join("mismatch.yaml"), cfg))
+        self.assertEqual(r.returncode, 2, r.stderr)
+        self.assertIn("does not match", r.stderr)
+        cfg["sources"]["hec_in"]["tls"]["key_file"] = key
+        os.chmod(key, 0o644)
+        r = run_logship("check", "-c", write_config(self.tmp.join("open.yaml"), cfg))
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("readable by its group or others", r.stdout + r.stderr)
 
     def test_unset_variable_is_named(self):
         """Verifies an unset ${VAR} without default is a config error naming the variable."""

@@ -106,6 +106,23 @@ class Failures(unittest.TestCase):
         h.assert_exactly_once(keys("ok", 0, 200))
         self.assertEqual(h.stop(), 0)
 
+    def test_directory_matched_by_a_double_star_glob_is_warned_about_too(self):
+        """Verifies a directory and a FIFO matched by a `**` glob are skipped with the same warning
+        naming them as with `*` globs, and the regular files below are read."""
+        h = Harness(self, name="nonreg-starstar", include=None)
+        h.cfg["sources"][SOURCE_ID]["include"] = [h.logdir + "/**/*.log"]
+        h.rewrite_config()
+        os.makedirs(h.path("sub/dir.log"))
+        os.mkfifo(h.path("sub/fifo.log"))
+        append(h.path("sub/ok.log"), lines_blob("ok", 0, 100))
+        h.start()
+        h.wait_lines(keys("ok", 0, 100))
+        for name in ("sub/dir.log", "sub/fifo.log"):
+            wait_for(lambda: h.path(name) + " is not a regular file" in h.proc.log(), 10, f"a warning naming {name}")
+        h.settle()
+        h.assert_exactly_once(keys("ok", 0, 100))
+        self.assertEqual(h.stop(), 0)
+
     def test_checkpoint_write_failure_pauses_reading_and_loses_nothing(self):
         """Verifies a full disk under data_dir: the checkpoint error is reported, reading pauses (no
         new lines read while it fails), and once space is back every line arrives, once, also after

@@ -65,6 +65,29 @@ class Rejects(unittest.TestCase):
         wait_for(lambda: rig.dead_lettered() == len(bad), 10, "dropped_events_total{reason=dead_letter}")
         wait_for(lambda: rig.sent() == n - len(bad), 10, "sent_events_total")
 
+    def test_server_text_echoing_credentials_is_scrubbed_from_logs_and_dead_letters(self):
+        """Verifies that a server (or proxy) whose error text echoes the request's Authorization
+        header and SigV4-like credentials does not leak them. The HEC token and the
+        credential-shaped values are replaced by [REDACTED] in the log and in the dead letters'
+        error field, and the echoed text is capped in length."""
+        rig = Rig(self)
+        echo = (f"bad request; you sent Authorization: Splunk {TOKEN}\r\n X-Amz-Security-Token: "
+                f"FQoGZXIvYXdzEXAMPLE Signature=0123abcdef Credential=AKIDEXAMPLE/20261201 raw {TOKEN} "
+                + "x" * 3000)
+        s = rig.server(acks=False, switches={"fail_count": 1, "fail_status": 400, "fail_code": 6,
+                                             "fail_text": echo})
+        rig.start([s.url], batch={"max_events": 100})
+        rig.write(0, 300)
+        wait_for(lambda: len(rig.dead_letter_lines()) >= 1, 30, "dead letters")
+        rig.wait_delivered(s, 300 - len(rig.dead_letter_lines()), 30, "the other events")
+        log = rig.forwarder.log()
+        err = rig.dead_letter_lines()[0]["error"]
+        for leaked in (TOKEN, "FQoGZXIvYXdzEXAMPLE", "0123abcdef", "AKIDEXAMPLE"):
+            self.assertNotIn(leaked, log, f"{leaked} in the log")
+            self.assertNotIn(leaked, err, f"{leaked} in the dead letter error")
+        self.assertIn("[REDACTED]", err)
+        self.assertLess(len(err), 1200, "the echoed text is capped")
+
     def test_413_halves_then_dead_letters_a_single_oversized_event(self):
         """413 over 64 KiB (decompressed): requests are split until they fit; events over the limit alone
         are dead-lettered; everything else delivered exactly once."""

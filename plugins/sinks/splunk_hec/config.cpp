@@ -1,8 +1,11 @@
 #include "plugins/sinks/splunk_hec/config.h"
 
+#include <algorithm>
 #include <cctype>
+#include <optional>
 
 #include "agent/config/config.h"
+#include "agent/net/tls_files.h"
 
 namespace logship {
 namespace {
@@ -105,10 +108,34 @@ std::string normalize_hec_endpoint(std::string_view url, std::string& error) {
   size_t slash = rest.find('/');
   std::string_view authority = rest.substr(0, slash);
   std::string_view path = slash == std::string_view::npos ? std::string_view{} : rest.substr(slash);
-  if (authority.empty() || authority.front() == ':' || authority.find('@') != authority.npos ||
+  if (authority.find('@') != authority.npos) {
+    error = "credentials in endpoint URLs (user:password@) are not supported; the HEC token goes "
+            "in token or token_file";
+    return "";
+  }
+  if (authority.empty() || authority.front() == ':' ||
       authority.find_first_of(" \t") != authority.npos) {
     error = "the endpoint has no valid host";
     return "";
+  }
+  // An explicit port must be 1-65535 (after an IPv6 literal's `]`).
+  std::optional<std::string_view> port;
+  if (authority.front() == '[') {
+    size_t close = authority.find(']');
+    if (close != std::string_view::npos && close + 1 < authority.size() &&
+        authority[close + 1] == ':')
+      port = authority.substr(close + 2);
+  } else if (size_t colon = authority.find(':'); colon != std::string_view::npos) {
+    port = authority.substr(colon + 1);
+  }
+  if (port) {
+    bool digits = !port->empty() && port->size() <= 5 &&
+                  std::all_of(port->begin(), port->end(), [](char c) { return c >= '0' && c <= '9'; });
+    unsigned long n = digits ? std::stoul(std::string(*port)) : 0;
+    if (!digits || n == 0 || n > 65535) {
+      error = "the endpoint's port must be a number from 1 to 65535";
+      return "";
+    }
   }
   // Drop a HEC path the user copied from the docs; keep a proxy prefix before it.
   size_t svc = path.find("/services/collector");
@@ -179,6 +206,21 @@ HecSinkConfig parse_hec_sink_config(ConfigNode& cfg, const std::string& data_dir
       t->fail("key_file", "tls.key_file needs tls.cert_file");
     if (c.tls.server_name.find_first_of(":/ ") != std::string::npos)
       t->fail("server_name", "expected a host name");
+    // The files are read now: a missing or malformed one is a config error, not an agent that
+    // starts, reports ready and never sends.
+    if (!c.tls.ca_file.empty())
+      if (auto e = check_pem_certificates(c.tls.ca_file); !e.empty())
+        t->fail("ca_file", e + "; expected a PEM file of CA certificates");
+    if (!c.tls.ca_dir.empty())
+      if (auto e = check_ca_dir(c.tls.ca_dir); !e.empty())
+        t->fail("ca_dir", e + "; expected a directory of hashed CA certificates");
+    if (!c.tls.cert_file.empty()) {
+      auto e = c.tls.key_file.empty() ? check_pem_certificates(c.tls.cert_file)
+                                      : check_cert_and_key(c.tls.cert_file, c.tls.key_file);
+      if (!e.empty())
+        t->fail(e.find("private key") != std::string::npos ? "key_file" : "cert_file",
+                e + "; expected a PEM certificate and its unencrypted PEM private key");
+    }
     t->finish();
   }
   c.dead_letter_path = data_dir + "/dead_letter/" + sink_id + ".jsonl";

@@ -1,5 +1,7 @@
 #include "plugins/sinks/splunk_hec/service.h"
 
+#include "agent/core/secret.h"
+
 #include <charconv>
 #include <random>
 
@@ -86,9 +88,12 @@ void parse_hec_body(const std::string& body, HecResult& r) {
 }  // namespace
 
 std::string HecResult::describe() const {
-  if (status == 0) return fmt::format("{}: {}", error, text);
-  if (code >= 0) return fmt::format("HTTP {}, code {}: {}", status, code, text);
-  if (!text.empty()) return fmt::format("HTTP {}: {}", status, text);
+  // `text` comes from the server (or a proxy, or curl quoting one): it may echo the request's
+  // Authorization header. Secrets and credential-shaped values are scrubbed, the length capped.
+  std::string t = scrub(text, 512);
+  if (status == 0) return fmt::format("{}: {}", error, t);
+  if (code >= 0) return fmt::format("HTTP {}, code {}: {}", status, code, t);
+  if (!t.empty()) return fmt::format("HTTP {}: {}", status, t);
   return fmt::format("HTTP {}", status);
 }
 

@@ -116,8 +116,8 @@ std::vector<std::string> discover_files(const std::vector<std::string>& include,
         it.disable_recursion_pending();
         continue;
       }
-      std::error_code e2;
-      if (!it->is_regular_file(e2) && !it->is_fifo(e2)) continue;
+      // Every match is returned, whatever its type: the caller warns about those that are not
+      // regular files (a directory named like a log), as for globs without `**`.
       std::string p = it->path().string();
       if (glob_match(pattern, p)) add(std::move(p));
     }

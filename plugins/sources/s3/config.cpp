@@ -79,14 +79,14 @@ S3SourceConfig S3SourceConfig::parse(ConfigNode& cfg) {
     auto path = s->str("key_file");
     std::string key;
     try {
-      key = Secret::read_file(path);
+      key = Secret::read_file(path, SecretForm::kBytes);
     } catch (const std::exception& e) {
       s->fail("key_file", e.what());
     }
     if (key.size() != 32 && key.size() != 44)
       s->fail("key_file", "the SSE-C key file must hold a 256-bit key: 32 raw bytes or 44 "
                           "characters of base64");
-    c.sse_c_key = SecretStore::instance().add(std::move(key), path);
+    c.sse_c_key = SecretStore::instance().add(std::move(key), path, SecretForm::kBytes);
     s->finish();
   }
   if (cfg.has("client_side_encryption"))

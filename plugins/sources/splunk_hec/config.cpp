@@ -1,7 +1,9 @@
 #include "plugins/sources/splunk_hec/config.h"
 
 #include "agent/config/config.h"
+#include "agent/core/log.h"
 #include "agent/core/units.h"
+#include "agent/net/tls_files.h"
 
 namespace logship::hec_receiver {
 
@@ -19,6 +21,15 @@ HecSourceConfig parse_hec_source_config(ConfigNode& cfg) {
     c.tls_ca_file = tls->opt_str("ca_file").value_or("");
     if (c.tls_cert_file.empty()) tls->fail("cert_file", "must not be empty");
     if (c.tls_key_file.empty()) tls->fail("key_file", "must not be empty");
+    if (auto e = check_cert_and_key(c.tls_cert_file, c.tls_key_file); !e.empty())
+      tls->fail(e.find("private key") != std::string::npos ? "key_file" : "cert_file",
+                e + "; expected a PEM certificate and its unencrypted PEM private key");
+    if (!c.tls_ca_file.empty())
+      if (auto e = check_pem_certificates(c.tls_ca_file); !e.empty())
+        tls->fail("ca_file", e + "; expected a PEM file of the CA certificates clients present");
+    if (key_file_too_open(c.tls_key_file))
+      spdlog::warn("{}: the TLS private key {} is readable by its group or others; chmod 600 it",
+                   tls->where("key_file"), c.tls_key_file);
     tls->finish();
   }
 
