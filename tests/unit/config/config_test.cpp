@@ -517,7 +517,7 @@ TEST_CASE("config: load_config reads a file and reports an unreadable one with s
   std::string path = dir.write("logship.yaml", std::string(kMinimal) + "bogus: 1\n", 0644);
   CHECK(starts_with(error_of([&] { load_config(path); }), path + ":5:1: unknown key \"bogus\""));
   CHECK(error_of([&] { load_config(path + ".absent"); }) ==
-        path + ".absent: cannot read: No such file or directory");
+        path + ".absent:1:1: cannot read: No such file or directory");
 }
 
 }  // namespace logship

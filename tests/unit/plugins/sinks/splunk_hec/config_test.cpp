@@ -3,6 +3,7 @@
 #include <doctest/doctest.h>
 
 #include "agent/config/config.h"
+#include "tests/unit/tls_test_files.h"
 
 using namespace logship;
 using namespace std::chrono_literals;
@@ -48,7 +49,8 @@ TEST_CASE("splunk_hec config defaults match CONFIG.md") {
 
 TEST_CASE("splunk_hec config reads every key") {
   // Verifies nested mappings, templates and the runtime's `buffer` key being accepted.
-  HecSinkConfig c = parse(R"(
+  auto tls = test::make_tls_files();
+  std::string yaml = R"(
 endpoints: ["http://a:8088/", "https://b:443/proxy/services/collector/event/1.0"]
 token: t
 endpoint_target: raw
@@ -58,13 +60,17 @@ batch: {max_bytes: 64KiB, max_events: 10, timeout: 5ms}
 request: {concurrency: 2, timeout: 3s}
 retry: {initial_backoff: 10ms, max_backoff: 20ms}
 acknowledgements: {enabled: false, poll_interval: 1s, timeout: 60s, max_pending_bytes: 1MiB}
-tls: {verify: false, ca_file: /ca.pem, ca_dir: /cas, cert_file: /c.pem, key_file: /k.pem, server_name: hec.local, min_version: "1.3"}
+tls: {verify: false, ca_file: "@CA@", ca_dir: "@CADIR@", cert_file: "@CERT@", key_file: "@KEY@", server_name: hec.local, min_version: "1.3"}
 dead_letter: {path: /dl/x.jsonl, max_bytes: 1MiB}
 buffer: {type: memory}
 host: "{{ host }}"
 source: literal
 sourcetype: "{{ team }}"
-)");
+)";
+  for (auto [from, to] : {std::pair<std::string, std::string>{"@CADIR@", tls.dir}, {"@CA@", tls.ca},
+                          {"@CERT@", tls.cert}, {"@KEY@", tls.key}})
+    yaml.replace(yaml.find(from), from.size(), to);
+  HecSinkConfig c = parse(yaml);
   CHECK(c.endpoints == std::vector<std::string>{"http://a:8088", "https://b:443/proxy"});
   CHECK(c.target == HecSinkConfig::Target::kRaw);
   CHECK(c.compression == HecSinkConfig::Compression::kNone);
@@ -77,7 +83,18 @@ sourcetype: "{{ team }}"
   CHECK(c.retry_initial_backoff == 10ms);
   CHECK(c.retry_max_backoff == 20ms);
   CHECK_FALSE(c.acks_enabled);
-  CHECK(c.tls.ca_file == "/ca.pem");
+  CHECK(c.tls.ca_file == tls.ca);
+  CHECK(c.tls.key_file == tls.key);
+  // The files are checked when the config is read.
+  auto other = test::make_tls_files();
+  auto fails = [&](const std::string& t, const char* what) {
+    std::string y = "endpoints: https://hec:8088\ntoken: abc\ntls: " + t + "\n";
+    CHECK_THROWS_WITH_AS(parse(y), doctest::Contains(what), ConfigError);
+  };
+  fails("{ca_file: " + tls.dir + "/nope.pem}", "No such file");
+  fails("{ca_file: " + tls.key + "}", "holds no PEM certificate");
+  fails("{ca_dir: " + tls.cert + "}", "is not a directory");
+  fails("{cert_file: " + tls.cert + ", key_file: " + other.key + "}", "does not match");
   CHECK(c.tls.server_name == "hec.local");
   CHECK(c.tls.min_version == "1.3");
   CHECK_FALSE(c.tls.verify);

@@ -3,6 +3,7 @@
 
 #include "agent/config/config.h"
 #include "plugins/sources/splunk_hec/config.h"
+#include "tests/unit/tls_test_files.h"
 
 using namespace logship;
 using namespace logship::hec_receiver;
@@ -31,20 +32,21 @@ TEST_CASE("splunk_hec source defaults") {
 }
 
 TEST_CASE("splunk_hec source reads every key") {
+  auto tls = test::make_tls_files();
   HecSourceConfig c = parse(
       "    address: \"0.0.0.0:9000\"\n"
       "    tokens: t1\n"
       "    max_body_bytes: 1MiB\n"
       "    acknowledgements: {enabled: true}\n"
-      "    tls: {cert_file: /c.pem, key_file: /k.pem, ca_file: /ca.pem}\n"
+      "    tls: {cert_file: \"" + tls.cert + "\", key_file: \"" + tls.key + "\", ca_file: \"" + tls.ca + "\"}\n"
       "    host: h\n    source: s\n    sourcetype: st\n    index: i\n");
   CHECK(c.address == "0.0.0.0:9000");
   CHECK(c.tokens.size() == 1);
   CHECK(c.max_body_bytes == 1u << 20);
   CHECK(c.acks_enabled);
-  CHECK(c.tls_cert_file == "/c.pem");
-  CHECK(c.tls_key_file == "/k.pem");
-  CHECK(c.tls_ca_file == "/ca.pem");
+  CHECK(c.tls_cert_file == tls.cert);
+  CHECK(c.tls_key_file == tls.key);
+  CHECK(c.tls_ca_file == tls.ca);
   CHECK(c.tls_enabled());
   CHECK(c.sourcetype == "st");
   CHECK(c.index == "i");
