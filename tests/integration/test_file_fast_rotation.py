@@ -207,7 +207,19 @@ class FrozenReader(unittest.TestCase):
         h = Harness(self, name=name)
         h.start()
         pid = h.proc.proc.pid
+        # The watch on the log directory is in place: a file created now is seen.
+        append(h.path("probe.log"), lines_blob("probe", 0, 1))
+        h.wait_lines({("probe", 0)}, 20)
         os.kill(pid, signal.SIGSTOP)
+
+        def stopped():  # every thread, so none handles an event after this
+            try:
+                tasks = os.listdir(f"/proc/{pid}/task")
+                return all(open(f"/proc/{pid}/task/{t}/stat").read().rsplit(")", 1)[1].split()[0] in "Tt"
+                           for t in tasks)
+            except OSError:
+                return False
+        wait_for(stopped, 10, "logship stopped")
         self.addCleanup(lambda: h.proc.alive() and os.kill(pid, signal.SIGCONT))
         return h, pid
 
@@ -220,7 +232,7 @@ class FrozenReader(unittest.TestCase):
         os.rename(app, h.path("app.log.1"))
         append(app, lines_blob("v", 0, 10))
         os.kill(pid, signal.SIGCONT)
-        expected = {("u", i) for i in range(300)} | {("v", i) for i in range(10)}
+        expected = {("u", i) for i in range(300)} | {("v", i) for i in range(10)} | {("probe", 0)}
         h.wait_lines(expected, 30)
         h.settle()
         h.assert_exactly_once(expected)

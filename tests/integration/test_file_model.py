@@ -135,11 +135,16 @@ class Model:
         for i in (2, 1):
             src, dst = f"{name}{OUT}{i}", f"{name}{OUT}{i + 1}"
             if src in self.files:
-                # What dst held is unlinked: while logship runs it must already hold it open.
+                # What dst held is unlinked: like every deletion in the model, only once its
+                # lines were read (the shifts themselves go on faster than the scan interval).
+                if self.files.get(dst):
+                    self.sync(dst)
                 os.replace(self.p(src), self.p(dst))
                 self.files.pop(dst, None)
                 self.files[dst] = self.files.pop(src)
         dst = f"{name}{OUT}1"
+        if self.files.get(dst):
+            self.sync(dst)
         os.replace(self.p(name), self.p(dst))
         self.files.pop(dst, None)
         self.files[dst] = self.files.pop(name)

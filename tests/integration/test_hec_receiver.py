@@ -472,15 +472,17 @@ class HecReceiverTlsTest(unittest.TestCase):
             request(r.port, "/services/collector/health", method="GET", token=None, tls_ca=self.cert)
         r.wait_events(lambda e: e.get("event") == m, 1, "mTLS event")
 
-    # Verifies a missing certificate file stops the process with exit code 1 and names the file.
+    # Verifies a missing certificate file is a configuration error (exit code 2, checked when the
+    # config is read, with its position) that names the file.
     def test_bad_certificate_path(self):
         missing = self.certdir.join("missing.pem")
         r = Receiver(tls={"cert_file": missing, "key_file": self.key})
         self.addCleanup(r.cleanup)
         r.proc.start()
         r.proc.proc.wait(timeout=30)
-        self.assertEqual(r.stop(), 1, r.proc.log())
+        self.assertEqual(r.stop(), 2, r.proc.log())
         self.assertIn(missing, r.proc.log())
+        self.assertRegex(r.proc.log(), r"\.yaml:\d+:\d+: ")
 
 
 class HecReceiverTokensFileTest(unittest.TestCase):

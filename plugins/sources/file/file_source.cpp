@@ -396,21 +396,28 @@ std::optional<uint64_t> FileSource::start_for(const std::string& path, int fd,
   //    next, and rule 1 then places the copy exactly where the live generation was read to.
   //    An older one is a backup copy: what the live file still holds is read from the live file.
   for (auto& [k, live] : files_) {
-    if (k == key || live->fd < 0 || live->undecided) continue;
+    if (k == key || live->fd < 0) continue;
     if (!looks_like_rotation_of(path, live->path) &&
         !looks_like_rotation_of(path, live->first_path))
       continue;
-    Fingerprint lfp = live->fp;
-    if (lfp.len == 0)  // it was empty when seen: its first bytes now
-      lfp = fingerprint_fd(live->fd, static_cast<uint32_t>(cfg_.fingerprint_bytes))
-                .value_or(Fingerprint{});
-    if (lfp.len == 0) continue;
-    if (size < lfp.len) {
-      if (young) return std::nullopt;  // too short to tell yet
+    // A copy of the generation being read (its first bytes as read), or of what the live file
+    // holds now: it may have been truncated and written again before logship looked, and a
+    // copy of that newer generation must not be read while the live file reads it too.
+    auto matches = [&](const Fingerprint& g) {
+      if (g.len == 0 || size < g.len) return false;
+      auto h = prefix(g.len);
+      return h && *h == g.hash;
+    };
+    bool copy = !live->undecided && matches(live->fp);
+    if (!copy) {
+      auto now = fingerprint_fd(live->fd, static_cast<uint32_t>(cfg_.fingerprint_bytes));
+      copy = now && matches(*now);
+      if (!copy && young && now && now->len > 0 && size < now->len) return std::nullopt;
+    }
+    if (!copy) {
+      if (young && !live->undecided && size < live->fp.len) return std::nullopt;  // too short yet
       continue;
     }
-    auto h = hash_prefix(fd, lfp.len);
-    if (!h || *h != lfp.hash) continue;
     if (young) return std::nullopt;
     struct stat lst {};
     if (::fstat(live->fd, &lst) == 0 && static_cast<uint64_t>(lst.st_size) >= size) {
