@@ -11,6 +11,7 @@ import json
 import os
 import signal
 import socket
+import threading
 import ssl
 import subprocess
 import sys
@@ -553,6 +554,111 @@ class HecReceiverShutdownTest(unittest.TestCase):
         p = run_logship("check", "-c", bad.config)
         self.assertEqual(p.returncode, 2, p.stdout + p.stderr)
         self.assertIn("max_bodybytes", p.stdout + p.stderr)
+
+
+def peak_rss_mib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for ln in f:
+            if ln.startswith("VmHWM:"):
+                return int(ln.split()[1]) / 1024.0
+    return 0.0
+
+
+def read_reply(sock):
+    """Reads one HTTP answer (headers + Content-Length body) from a raw socket."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(4096)
+        if not chunk:
+            return data.decode(errors="replace")
+        data += chunk
+    head, _, rest = data.partition(b"\r\n\r\n")
+    n = 0
+    for ln in head.split(b"\r\n"):
+        if ln.lower().startswith(b"content-length:"):
+            n = int(ln.split(b":")[1])
+    while len(rest) < n:
+        chunk = sock.recv(4096)
+        if not chunk:
+            break
+        rest += chunk
+    return (head + b"\r\n\r\n" + rest).decode(errors="replace")
+
+
+class HecReceiverHardeningTest(unittest.TestCase):
+    # Verifies 60 connections each sending an 8 MiB body with a wrong token are answered 403
+    # without the bodies being buffered (peak RSS grows by far less than 60 x 8 MiB), and each
+    # connection stays usable (keep-alive) for a next, valid request.
+    def test_rejected_bodies_are_never_buffered(self):
+        r = Receiver(extra={"max_body_bytes": "8MiB"})
+        self.addCleanup(r.cleanup)
+        r.start()
+        pid = r.proc.proc.pid
+        base = peak_rss_mib(pid)
+        body = b"x" * (8 << 20)
+        results = []
+
+        def client(i):
+            with socket.create_connection(("127.0.0.1", r.port), timeout=60) as sk:
+                sk.sendall((f"POST /services/collector/event HTTP/1.1\r\nHost: x\r\n"
+                            f"Authorization: Splunk wrong-{i}\r\nContent-Length: {len(body)}\r\n\r\n").encode())
+                sk.sendall(body)
+                first = read_reply(sk)
+                ev = json.dumps({"event": f"after-reject {i}"}).encode()
+                sk.sendall((f"POST /services/collector/event HTTP/1.1\r\nHost: x\r\n"
+                            f"Authorization: Splunk {TOKEN}\r\nContent-Length: {len(ev)}\r\n\r\n").encode() + ev)
+                second = read_reply(sk)
+                results.append((first, second))
+
+        threads = [threading.Thread(target=client, args=(i,)) for i in range(60)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(120)
+        self.assertEqual(len(results), 60)
+        for first, second in results:
+            self.assertTrue(first.startswith("HTTP/1.1 403"), first[:200])
+            self.assertTrue(second.startswith("HTTP/1.1 200"), second[:200])
+        peak = peak_rss_mib(pid)
+        print(f"60 x 8 MiB rejected bodies: peak RSS {base:.1f} -> {peak:.1f} MiB")
+        self.assertLess(peak - base, 60, "rejected bodies were buffered")
+        r.wait_events(lambda e: str(e.get("event", "")).startswith("after-reject"), 60, "the valid requests")
+
+    # Verifies broken chunked framing (a chunk size that is not hex, or 20 hex digits) is answered
+    # 400 instead of a silent close.
+    def test_bad_chunked_framing_is_answered_400(self):
+        r = Receiver()
+        self.addCleanup(r.cleanup)
+        r.start()
+        for size in ("zz", "1" * 20):
+            with self.subTest(size=size), socket.create_connection(("127.0.0.1", r.port), timeout=10) as sk:
+                sk.sendall((f"POST /services/collector/event HTTP/1.1\r\nHost: x\r\n"
+                            f"Authorization: Splunk {TOKEN}\r\nTransfer-Encoding: chunked\r\n\r\n"
+                            f"{size}\r\n{{\"event\":\"x\"}}\r\n0\r\n\r\n").encode())
+                answer = read_reply(sk)
+                self.assertTrue(answer.startswith("HTTP/1.1 400"), answer[:200])
+
+    # Verifies that with max_pending_body_bytes reached (one request's body still arriving), a new
+    # request gets 503 code 9 (Server is busy, with Retry-After) and succeeds once memory is free.
+    def test_busy_when_bodies_in_memory_reach_the_limit(self):
+        r = Receiver(extra={"max_body_bytes": "1MiB", "max_pending_body_bytes": "1MiB"})
+        self.addCleanup(r.cleanup)
+        r.start()
+        ev = json.dumps({"event": "held"}).encode()
+        held = ev + b" " * ((1 << 20) - len(ev))
+        a = socket.create_connection(("127.0.0.1", r.port), timeout=10)
+        self.addCleanup(a.close)
+        a.sendall((f"POST /services/collector/event HTTP/1.1\r\nHost: x\r\n"
+                   f"Authorization: Splunk {TOKEN}\r\nContent-Length: {len(held)}\r\n\r\n").encode() + held[:1000])
+
+        def busy():
+            s_, b_ = request(r.port, "/services/collector/event", body=json.dumps({"event": "small"}))
+            return (s_, b_) if s_ == 503 else None
+        status, body = wait_for(busy, 10, "a 503 while the held body is in memory")
+        self.assertEqual(body, {"text": "Server is busy", "code": 9})
+        a.sendall(held[1000:])
+        self.assertTrue(read_reply(a).startswith("HTTP/1.1 200"))
+        self.assertEqual(request(r.port, "/services/collector/event", body=json.dumps({"event": "small"}))[0], 200)
 
 
 if __name__ == "__main__":

@@ -37,6 +37,11 @@ HecSourceConfig parse_hec_source_config(ConfigNode& cfg) {
   if (c.max_body_bytes == 0 || c.max_body_bytes > kMaxBodyBytesLimit)
     cfg.fail("max_body_bytes", "must be between 1 and " + format_size(kMaxBodyBytesLimit));
 
+  c.max_pending_body_bytes = cfg.size("max_pending_body_bytes", c.max_pending_body_bytes);
+  if (c.max_pending_body_bytes < c.max_body_bytes)
+    cfg.fail("max_pending_body_bytes", "must be at least max_body_bytes (" +
+                                           format_size(c.max_body_bytes) + ")");
+
   if (auto acks = cfg.map("acknowledgements")) {
     c.acks_enabled = acks->boolean("enabled", false);
     acks->finish();

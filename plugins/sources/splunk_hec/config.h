@@ -27,6 +27,10 @@ struct HecSourceConfig {
   std::string tls_ca_file;
   /// `max_body_bytes`: request body limit, before and after gzip inflation. Default 8MiB.
   uint64_t max_body_bytes = 8ull << 20;
+  /// `max_pending_body_bytes`: request bodies held in memory at once, all connections together
+  /// (raw, plus max_body_bytes for each gzip body being inflated); beyond, 503 code 9 (Server is
+  /// busy). Default 256MiB.
+  uint64_t max_pending_body_bytes = 256ull << 20;
   /// `acknowledgements.enabled`: issue ackIds and serve /ack. Default false.
   bool acks_enabled = false;
   /// `host` / `source` / `sourcetype` / `index`: metadata for events that carry none (neither in

@@ -182,6 +182,7 @@ class HecSource final : public Source {
   ComponentMetrics metrics_;
   std::shared_ptr<HecAckRegistry> acks_;
   std::atomic<bool> ready_{false};
+  std::atomic<uint64_t> pending_body_bytes_{0};
   std::optional<ssl::context> ssl_;
   std::optional<Executor> strand_;
   std::unique_ptr<tcp::acceptor> acceptor_;
@@ -394,17 +395,53 @@ awaitable<bool> HecSource::serve_requests(Stream& stream, Conn& conn, Fanout& ou
     if (!early && content_length && *content_length > cfg_.max_body_bytes)
       early = reject_plain(413, "Content too large", "body_too_large", ip);
 
+    // Memory of the bodies in flight, all connections together: reserved before the body is
+    // read (its Content-Length, or max_body_bytes when chunked; max_body_bytes more for a gzip
+    // body, inflated later), released once the request is answered.
+    uint64_t reserve = 0;
+    if (!early && has_body) {
+      reserve = content_length ? *content_length : cfg_.max_body_bytes;
+      if (info.gzip) reserve += cfg_.max_body_bytes;
+      uint64_t now = pending_body_bytes_.fetch_add(reserve, std::memory_order_acq_rel);
+      if (now + reserve > cfg_.max_pending_body_bytes) {
+        pending_body_bytes_.fetch_sub(reserve, std::memory_order_acq_rel);
+        reserve = 0;
+        early = reject(HecCode::kServerBusy, ip, "request bodies in memory at max_pending_body_bytes");
+      }
+    }
+    struct Release {
+      std::atomic<uint64_t>& pending;
+      uint64_t& n;
+      ~Release() {
+        if (n) pending.fetch_sub(n, std::memory_order_acq_rel);
+      }
+    } release{pending_body_bytes_, reserve};
+
     if (early) {
-      if (has_body && (expect_continue || early->status == 413)) {
-        // The body is not read: answer, then close gracefully (lingering, so the client sees
-        // the answer rather than a reset).
+      // Rejected before its body is read (wrong token, unknown path, 413, busy): the body is
+      // never buffered. A body of known length within max_body_bytes is read and discarded
+      // 64 KiB at a time, and the connection stays open. Otherwise (chunked, too large,
+      // 100-continue) the answer goes out and the connection closes gracefully: lingering
+      // discards what the client still sends, so it sees the answer rather than a reset.
+      if (has_body && (expect_continue || !content_length || *content_length > cfg_.max_body_bytes)) {
         if (co_await write_reply(stream, *early, version, false)) co_await linger(tcp, conn);
         co_return false;
       }
       if (has_body) {
+        uint64_t left = *content_length;
+        uint64_t from_buf = std::min<uint64_t>(left, buf.size());
+        buf.consume(static_cast<size_t>(from_buf));
+        left -= from_buf;
         tcp.expires_after(cfg_.idle_timeout);
-        co_await http::async_read(stream, buf, parser, redirect_error(use_awaitable, ec));
-        if (ec) co_return false;
+        while (left > 0) {
+          // Never past this body: bytes of a pipelined next request stay in `buf`.
+          auto space = buf.prepare(static_cast<size_t>(std::min<uint64_t>(left, 64 * 1024)));
+          size_t n = co_await stream.async_read_some(space, redirect_error(use_awaitable, ec));
+          if (ec) co_return false;
+          buf.commit(n);
+          buf.consume(n);
+          left -= n;
+        }
       }
       const bool again = keep_alive && !early->close && !stopping();
       if (!co_await write_reply(stream, *early, version, again)) co_return false;
@@ -423,6 +460,11 @@ awaitable<bool> HecSource::serve_requests(Stream& stream, Conn& conn, Fanout& ou
     if (ec) {
       if (ec == http::error::body_limit) {
         Reply r = reject_plain(413, "Content too large", "body_too_large", ip);
+        if (co_await write_reply(stream, r, version, false)) co_await linger(tcp, conn);
+      } else if (ec.category() == http::make_error_code(http::error::end_of_stream).category() &&
+                 ec != http::error::end_of_stream && ec != http::error::partial_message) {
+        // Broken framing (a chunk size that is not hex, or too long): answered, then closed.
+        Reply r = reject_plain(400, "Bad request", "bad_request", ip);
         if (co_await write_reply(stream, r, version, false)) co_await linger(tcp, conn);
       }
       co_return false;
