@@ -556,14 +556,6 @@ class HecReceiverShutdownTest(unittest.TestCase):
         self.assertIn("max_bodybytes", p.stdout + p.stderr)
 
 
-def peak_rss_mib(pid):
-    with open(f"/proc/{pid}/status") as f:
-        for ln in f:
-            if ln.startswith("VmHWM:"):
-                return int(ln.split()[1]) / 1024.0
-    return 0.0
-
-
 def read_reply(sock):
     """Reads one HTTP answer (headers + Content-Length body) from a raw socket."""
     data = b""
@@ -583,6 +575,9 @@ def read_reply(sock):
             break
         rest += chunk
     return (head + b"\r\n\r\n" + rest).decode(errors="replace")
+
+
+from filetail import peak_rss_mib  # noqa: E402
 
 
 class HecReceiverHardeningTest(unittest.TestCase):
