@@ -67,6 +67,13 @@ class EventBatch {
   std::string_view fields(const Event& e) const {
     return {arena_.data() + e.fields_offset, e.fields_length};
   }
+  /// Adds a metadata string the caller knows is not interned yet (its own hash map dedupes):
+  /// no scan. 0 (unset) when the batch's table is full (65,535 values).
+  uint16_t intern_unique(std::string_view s) {
+    if (s.empty() || meta_.size() >= 65535) return 0;
+    meta_.emplace_back(s);
+    return static_cast<uint16_t>(meta_.size() - 1);
+  }
   const std::string& meta(uint16_t id) const { return meta_[id < meta_.size() ? id : 0]; }
   const std::vector<Event>& events() const { return events_; }
   std::vector<Event>& events() { return events_; }

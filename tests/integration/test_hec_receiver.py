@@ -619,6 +619,17 @@ class HecReceiverHardeningTest(unittest.TestCase):
         self.assertLess(peak - base, 60, "rejected bodies were buffered")
         r.wait_events(lambda e: str(e.get("event", "")).startswith("after-reject"), 60, "the valid requests")
 
+    # Verifies a request with 10,000 distinct host values (Splunk accepts it; the limit was 4,096)
+    # is accepted whole and every event keeps its own host.
+    def test_ten_thousand_distinct_metadata_values_in_one_request(self):
+        r = Receiver(extra={"max_body_bytes": "8MiB"})
+        self.addCleanup(r.cleanup)
+        r.start()
+        body = "".join(json.dumps({"event": f"m{i}", "host": f"host-{i}"}) for i in range(10000))
+        self.assertEqual(request(r.port, "/services/collector/event", body=body), (200, {"text": "Success", "code": 0}))
+        evs = r.wait_events(lambda e: str(e.get("event", "")).startswith("m"), 10000, "10,000 events")
+        self.assertEqual({e["event"]: e["host"] for e in evs}, {f"m{i}": f"host-{i}" for i in range(10000)})
+
     # Verifies broken chunked framing (a chunk size that is not hex, or 20 hex digits) is answered
     # 400 instead of a silent close.
     def test_bad_chunked_framing_is_answered_400(self):

@@ -108,7 +108,9 @@ class MetaInterner {
     if (s.empty()) return uint16_t{0};
     if (auto it = ids_.find(s); it != ids_.end()) return it->second;
     if (ids_.size() >= kMaxDistinctMetadata) return std::nullopt;
-    uint16_t id = b_.intern(s);
+    // New to this request, and the batch holds only this request's values: no scan needed.
+    uint16_t id = b_.intern_unique(s);
+    if (id == 0) return std::nullopt;
     ids_.emplace(std::string(s), id);
     return id;
   }

@@ -72,9 +72,9 @@ struct HecParseResult {
 };
 
 /// Most distinct metadata strings (host, source, sourcetype, index values) one request may
-/// carry; the event that would add one more is rejected with kInvalidDataFormat. Bounds the cost
-/// of interning.
-inline constexpr size_t kMaxDistinctMetadata = 4096;
+/// carry: the batch's metadata table (16-bit ids, 0 = unset). The event that would add one more
+/// is rejected with kInvalidDataFormat. Interning is a hash lookup, so the cost stays linear.
+inline constexpr size_t kMaxDistinctMetadata = 65534;
 
 /// Parses concatenated JSON envelopes (`{"event":..}{"event":..}`, whitespace allowed between
 /// them) into `out`. Events before the first bad one stay in `out`, like Splunk indexes them.
