@@ -4,6 +4,7 @@ writer -> log file -> forwarder (file source -> splunk_hec sink, HTTPS, gzip)
 """
 import os
 import signal
+import socket
 import sys
 import threading
 import time
@@ -194,7 +195,12 @@ class EndToEnd(unittest.TestCase):
 
     def test_proxy_variables_are_honoured(self):
         """Verifies http_proxy routes HEC traffic through the proxy and NO_PROXY bypasses it."""
-        dead_proxy = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+        # A port held bound but never listening: connections are refused, and no other process
+        # (a receiver of a test running in parallel) can take it meanwhile.
+        hold = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        hold.bind(("127.0.0.1", 0))
+        self.addCleanup(hold.close)
+        dead_proxy = f"http://127.0.0.1:{hold.getsockname()[1]}"
         p = Pipeline(self, tls=False)
         p.start_receiver()
         p.start_forwarder(env={"http_proxy": dead_proxy, "HTTPS_PROXY": dead_proxy, "NO_PROXY": "", "no_proxy": ""},
