@@ -96,6 +96,18 @@ std::string read_back(int fd, uint64_t offset) {
   out.resize(got);
   return out;
 }
+// True when `fd` (of `size` bytes) still holds the generation described by its first bytes
+// (`fp`) and the bytes before `offset` (`tail`): the same file, not a reused inode.
+bool holds_generation(int fd, uint64_t size, const Fingerprint& fp, uint64_t offset,
+                      uint64_t tail) {
+  if (size < offset) return false;
+  if (fp.len > 0) {
+    auto h = hash_prefix(fd, fp.len);
+    if (!h || *h != fp.hash) return false;
+  }
+  auto t = tail_hash(fd, offset);
+  return t && *t == tail;
+}
 }  // namespace
 
 struct FileSource::Tailed {
@@ -508,15 +520,7 @@ void FileSource::scan(bool startup) {
     int fd = open_candidate(c);
     if (fd < 0) continue;
     const Saved& sv = r->second;
-    bool same = sv.offset <= size;
-    if (same && sv.fp.len > 0) {
-      auto h = hash_prefix(fd, sv.fp.len);
-      same = h && *h == sv.fp.hash;
-    }
-    if (same) {
-      auto t = tail_hash(fd, sv.offset);
-      same = t && *t == sv.tail;
-    }
+    bool same = holds_generation(fd, size, sv.fp, sv.offset, sv.tail);
     if (same) {
       track(c.path, fd, c.st, sv.offset, false);
       restored_.erase(r);
@@ -606,16 +610,7 @@ void FileSource::recover_rotated_while_stopped() {
           continue;
         int fd = ::open(p.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY);
         if (fd < 0) continue;
-        bool same = static_cast<uint64_t>(st.st_size) >= sv.offset;
-        if (same && sv.fp.len > 0) {
-          auto h = hash_prefix(fd, sv.fp.len);
-          same = h && *h == sv.fp.hash;
-        }
-        if (same) {
-          auto t = tail_hash(fd, sv.offset);
-          same = t && *t == sv.tail;
-        }
-        if (!same) {
+        if (!holds_generation(fd, static_cast<uint64_t>(st.st_size), sv.fp, sv.offset, sv.tail)) {
           ::close(fd);
           continue;
         }
@@ -1040,16 +1035,7 @@ const FileSource::Gone* FileSource::same_as_gone(uint64_t key, int fd, uint64_t 
   auto g = gone_.find(key);
   if (g == gone_.end()) return nullptr;
   const Gone& r = g->second;
-  bool same = size >= r.offset;
-  if (same && r.fp.len > 0) {
-    auto h = hash_prefix(fd, r.fp.len);
-    same = h && *h == r.fp.hash;
-  }
-  if (same) {
-    auto t = tail_hash(fd, r.offset);
-    same = t && *t == r.tail;
-  }
-  if (same) return &r;
+  if (holds_generation(fd, size, r.fp, r.offset, r.tail)) return &r;
   gone_.erase(g);  // the inode was reused: another file
   return nullptr;
 }
