@@ -12,6 +12,7 @@ import os
 import signal
 import socket
 import threading
+import time
 import ssl
 import subprocess
 import sys
@@ -435,6 +436,61 @@ class HecReceiverAckTest(unittest.TestCase):
         self.assertEqual((s, b), (200, {"acks": {"0": False, "1": False, "7": False}}))
         self.assertEqual(len(self.r.wait_events(lambda e: m in event_text(e), 3, "acked events")), 3)
         self.assertEqual(self.post("/services/collector/ack", body="nope", headers=hdr)[1]["code"], 6)
+
+
+class HecReceiverAckChannelLimitsTest(unittest.TestCase):
+    """Acknowledgement channels are bounded per token and per client address, and idle ones expire:
+    one token holder opening thousands of channels cannot lock the others out."""
+
+    def setUp(self):
+        self.r = Receiver(extra={"acknowledgements": {
+            "enabled": True, "max_channels_per_token": 20, "max_channels_per_client": 30,
+            "channel_idle_timeout": "3s"}})
+        self.addCleanup(self.r.cleanup)
+        self.r.start()
+
+    def send(self, token, channel, text="x"):
+        return request(self.r.port, "/services/collector/event", body=json.dumps({"event": text}), token=token,
+                       headers={"X-Splunk-Request-Channel": channel})
+
+    def ack(self, token, channel, ids):
+        return request(self.r.port, "/services/collector/ack", body=json.dumps({"acks": ids}), token=token,
+                       headers={"X-Splunk-Request-Channel": channel})
+
+    # Verifies the per-token and per-client limits (503 code 9 beyond them, other tokens still
+    # served), that a channel whose ackIds were all reported makes room, that channels are per
+    # token, and that idle channels expire.
+    def test_channels_per_token_and_per_client(self):
+        mine = [str(uuid.uuid4()) for _ in range(21)]
+        for ch in mine[:20]:
+            self.assertEqual(self.send(TOKEN, ch), (200, {"text": "Success", "code": 0, "ackId": 0}))
+        self.assertEqual(self.send(TOKEN, mine[20]), (503, {"text": "Server is busy", "code": 9}))
+        # An existing channel keeps working; another token is still served.
+        self.assertEqual(self.send(TOKEN, mine[0]), (200, {"text": "Success", "code": 0, "ackId": 1}))
+        others = [str(uuid.uuid4()) for _ in range(11)]
+        for ch in others[:10]:
+            self.assertEqual(self.send(OTHER_TOKEN, ch)[0], 200)
+        # 30 channels from this client address: the client's limit, whatever the token.
+        self.assertEqual(self.send(OTHER_TOKEN, others[10]), (503, {"text": "Server is busy", "code": 9}))
+        # Channels are per token: the other token neither sees nor consumes this token's acks.
+        self.assertEqual(self.ack(OTHER_TOKEN, mine[0], [0, 1]), (200, {"acks": {"0": False, "1": False}}))
+        seen = set()
+
+        def drained():
+            s, b = self.ack(TOKEN, mine[0], [0, 1])
+            self.assertEqual(s, 200)
+            seen.update(int(k) for k, v in b["acks"].items() if v)
+            return seen == {0, 1}
+        wait_for(drained, 30, "both ackIds of the first channel true")
+        # That channel holds nothing now: a new channel of the same token takes its place.
+        self.assertEqual(self.send(TOKEN, mine[20]), (200, {"text": "Success", "code": 0, "ackId": 0}))
+        self.assertEqual(self.send(TOKEN, str(uuid.uuid4())), (503, {"text": "Server is busy", "code": 9}))
+        # Idle channels expire (channel_idle_timeout): new channels are served again.
+        time.sleep(3.5)
+        for _ in range(20):
+            self.assertEqual(self.send(TOKEN, str(uuid.uuid4())), (200, {"text": "Success", "code": 0, "ackId": 0}))
+        log = self.r.proc.log()
+        self.assertNotIn(TOKEN, log)
 
 
 class HecReceiverTlsTest(unittest.TestCase):

@@ -39,11 +39,21 @@ HecSourceConfig parse_hec_source_config(ConfigNode& cfg) {
 
   c.max_pending_body_bytes = cfg.size("max_pending_body_bytes", c.max_pending_body_bytes);
   if (c.max_pending_body_bytes < c.max_body_bytes)
-    cfg.fail("max_pending_body_bytes", "must be at least max_body_bytes (" +
-                                           format_size(c.max_body_bytes) + ")");
+    cfg.fail("max_pending_body_bytes",
+             "must be at least max_body_bytes (" + format_size(c.max_body_bytes) + ")");
 
   if (auto acks = cfg.map("acknowledgements")) {
     c.acks_enabled = acks->boolean("enabled", false);
+    c.max_ack_channels = static_cast<size_t>(
+        acks->integer("max_channels", static_cast<int64_t>(c.max_ack_channels), 1, 1000000));
+    c.max_ack_channels_per_token = static_cast<size_t>(acks->integer(
+        "max_channels_per_token", static_cast<int64_t>(c.max_ack_channels_per_token), 1, 1000000));
+    c.max_ack_channels_per_client = static_cast<size_t>(
+        acks->integer("max_channels_per_client",
+                      static_cast<int64_t>(c.max_ack_channels_per_client), 1, 1000000));
+    c.ack_channel_idle_timeout = acks->duration("channel_idle_timeout", c.ack_channel_idle_timeout);
+    if (c.ack_channel_idle_timeout < std::chrono::seconds(1))
+      acks->fail("channel_idle_timeout", "must be at least 1s");
     acks->finish();
   }
 

@@ -33,6 +33,14 @@ struct HecSourceConfig {
   uint64_t max_pending_body_bytes = 256ull << 20;
   /// `acknowledgements.enabled`: issue ackIds and serve /ack. Default false.
   bool acks_enabled = false;
+  /// `acknowledgements.max_channels` (10000), `.max_channels_per_token` (1000),
+  /// `.max_channels_per_client` (1000, per client IP address): channels held at once. A new
+  /// channel beyond a limit takes the place of an empty one (no ackId pending or unreported),
+  /// else gets 503 code 9. `.channel_idle_timeout` (600s): a channel unused this long is dropped.
+  size_t max_ack_channels = 10000;
+  size_t max_ack_channels_per_token = 1000;
+  size_t max_ack_channels_per_client = 1000;
+  std::chrono::nanoseconds ack_channel_idle_timeout = std::chrono::seconds(600);
   /// `host` / `source` / `sourcetype` / `index`: metadata for events that carry none (neither in
   /// the envelope nor as request query parameters). Default unset; host then is the client IP.
   std::string host;
@@ -49,9 +57,8 @@ struct HecSourceConfig {
   std::chrono::seconds idle_timeout{60};
   /// TLS handshake deadline.
   std::chrono::seconds handshake_timeout{10};
-  /// ackIds held per channel, and channels (HecAckRegistry::Limits).
+  /// ackIds held per channel (HecAckRegistry::Limits).
   size_t max_acks_per_channel = 100000;
-  size_t max_ack_channels = 10000;
 
   bool tls_enabled() const { return !tls_cert_file.empty(); }
 };

@@ -5,7 +5,9 @@
 #include "agent/net/listen_address.h"
 
 #include <openssl/crypto.h>
+#include <openssl/rand.h>
 #include <openssl/ssl.h>
+#include <xxhash.h>
 
 #include <array>
 #include <atomic>
@@ -101,6 +103,13 @@ std::string client_ip(const tcp::endpoint& ep) {
   return a.to_string();
 }
 
+uint64_t random_seed() {
+  uint64_t v = 0;
+  if (RAND_bytes(reinterpret_cast<unsigned char*>(&v), sizeof v) != 1)
+    v = static_cast<uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count());
+  return v;
+}
+
 ssl::context make_ssl_context(const HecSourceConfig& c) {
   ssl::context ctx(ssl::context::tls_server);
   ctx.set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 |
@@ -141,6 +150,7 @@ struct Conn {
 struct RequestInfo {
   Route route = Route::kNotFound;
   std::string channel;
+  uint64_t token = 0;  // seeded hash of the request's token (its channels are its own)
   std::string host, source, sourcetype, index;  // query parameters
   bool gzip = false;
 };
@@ -152,7 +162,9 @@ class HecSource final : public Source {
         ctx_(ctx),
         metrics_(ctx.id, ctx.type, "source"),
         acks_(std::make_shared<HecAckRegistry>(HecAckRegistry::Limits{
-            cfg_.max_acks_per_channel, cfg_.max_ack_channels, std::chrono::seconds(600)})) {}
+            cfg_.max_acks_per_channel, cfg_.max_ack_channels, cfg_.max_ack_channels_per_token,
+            cfg_.max_ack_channels_per_client, cfg_.ack_channel_idle_timeout})),
+        token_seed_(random_seed()) {}
 
   awaitable<void> run(Fanout& out) override;
   bool ready() const override { return ready_.load(std::memory_order_acquire); }
@@ -181,6 +193,7 @@ class HecSource final : public Source {
   ComponentContext ctx_;
   ComponentMetrics metrics_;
   std::shared_ptr<HecAckRegistry> acks_;
+  const uint64_t token_seed_;  // acknowledgement channels are per token, known by a seeded hash
   std::atomic<bool> ready_{false};
   std::atomic<uint64_t> pending_body_bytes_{0};
   std::optional<ssl::context> ssl_;
@@ -406,7 +419,8 @@ awaitable<bool> HecSource::serve_requests(Stream& stream, Conn& conn, Fanout& ou
       if (now + reserve > cfg_.max_pending_body_bytes) {
         pending_body_bytes_.fetch_sub(reserve, std::memory_order_acq_rel);
         reserve = 0;
-        early = reject(HecCode::kServerBusy, ip, "request bodies in memory at max_pending_body_bytes");
+        early =
+            reject(HecCode::kServerBusy, ip, "request bodies in memory at max_pending_body_bytes");
       }
     }
     struct Release {
@@ -423,7 +437,8 @@ awaitable<bool> HecSource::serve_requests(Stream& stream, Conn& conn, Fanout& ou
       // 64 KiB at a time, and the connection stays open. Otherwise (chunked, too large,
       // 100-continue) the answer goes out and the connection closes gracefully: lingering
       // discards what the client still sends, so it sees the answer rather than a reset.
-      if (has_body && (expect_continue || !content_length || *content_length > cfg_.max_body_bytes)) {
+      if (has_body &&
+          (expect_continue || !content_length || *content_length > cfg_.max_body_bytes)) {
         if (co_await write_reply(stream, *early, version, false)) co_await linger(tcp, conn);
         co_return false;
       }
@@ -566,6 +581,7 @@ std::optional<Reply> HecSource::check_request(const http::request<http::string_b
   while (!token.empty() && token.front() == ' ') token.remove_prefix(1);
   while (!token.empty() && token.back() == ' ') token.remove_suffix(1);
   if (!token_known(token)) return reject(HecCode::kInvalidToken, ip);
+  info.token = XXH3_64bits_withSeed(token.data(), token.size(), token_seed_);
 
   std::string enc = trim_lower(sv(req[http::field::content_encoding]));
   if (enc == "gzip" || enc == "x-gzip") {
@@ -618,7 +634,8 @@ awaitable<Reply> HecSource::handle(RequestInfo& info, std::string& body, const s
     if (!parse_ack_query(*data, ids))
       co_return reject(HecCode::kInvalidDataFormat, ip, "invalid ack query body");
     Reply r;
-    r.body = hec_ack_reply_json(acks_->query(info.channel, ids, std::chrono::steady_clock::now()));
+    r.body = hec_ack_reply_json(
+        acks_->query({info.token, ip}, info.channel, ids, std::chrono::steady_clock::now()));
     co_return r;
   }
 
@@ -648,12 +665,21 @@ awaitable<Reply> HecSource::handle(RequestInfo& info, std::string& body, const s
   std::optional<uint64_t> ack_id;
   AckHandle ack;
   if (cfg_.acks_enabled && !failure) {
-    auto res = acks_->reserve(info.channel, std::chrono::steady_clock::now());
-    if (res.status == HecAckRegistry::Reserve::kChannelFull)
-      co_return reject(HecCode::kAckChannelAtCapacity, ip, "too many pending ackIds on channel");
-    if (res.status == HecAckRegistry::Reserve::kTooManyChannels)
-      co_return reject(HecCode::kServerBusy, ip, "too many ack channels");
-    ack = acks_->make_handle(info.channel, res);
+    HecAckRegistry::Owner who{info.token, ip};
+    auto res = acks_->reserve(who, info.channel, std::chrono::steady_clock::now());
+    switch (res.status) {
+      case HecAckRegistry::Reserve::kOk:
+        break;
+      case HecAckRegistry::Reserve::kChannelFull:
+        co_return reject(HecCode::kAckChannelAtCapacity, ip, "too many pending ackIds on channel");
+      case HecAckRegistry::Reserve::kTokenChannels:
+        co_return reject(HecCode::kServerBusy, ip, "too many ack channels for this token");
+      case HecAckRegistry::Reserve::kClientChannels:
+        co_return reject(HecCode::kServerBusy, ip, "too many ack channels for this client");
+      case HecAckRegistry::Reserve::kTooManyChannels:
+        co_return reject(HecCode::kServerBusy, ip, "too many ack channels");
+    }
+    ack = acks_->make_handle(who, info.channel, res);
     ack_id = res.id;
   } else {
     ack = AckHandle::make({});
