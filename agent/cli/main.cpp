@@ -47,7 +47,8 @@ int main(int argc, char** argv) {
 
   const std::string& path = app.got_subcommand("run") ? run_config : check_config;
   try {
-    Config cfg = load_config(path);
+    // Every error is reported: the loader's and then the components' (Runtime throws them all).
+    Config cfg = load_config(path, /*defer_errors=*/true);
     if (app.got_subcommand("check")) {
       init_logging("warn", "text");
       Runtime rt(std::move(cfg));

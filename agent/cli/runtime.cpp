@@ -87,52 +87,82 @@ struct Runtime::Impl {
       ctx.checkpoints = checkpoints.get();
       return ctx;
     };
+    // While the load's errors are collecting, each component's errors are recorded and the
+    // others are still checked; all of them are thrown at the end.
+    ConfigErrors* errors = cfg.errors && cfg.errors->collecting() ? cfg.errors.get() : nullptr;
+    // A component whose keys were all read (its factory stopped at throw_if_errors()) is still
+    // checked for unknown keys; one that fail() stopped midway is not (unread keys are not
+    // unknown).
+    auto guarded = [&](auto&& fn, ConfigNode* node = nullptr) {
+      if (!errors) return fn();
+      try {
+        fn();
+      } catch (const ConfigError& e) {
+        errors->absorb(e);
+        if (node && !node->aborted()) node->finish();
+      }
+    };
     for (auto& d : cfg.transforms) {
-      d.node->fail("type", fmt::format("unknown transform type \"{}\"; no transform types are "
-                                       "available in this build",
-                                       d.type));
+      guarded([&] {
+        d.node->fail("type", fmt::format("unknown transform type \"{}\"; no transform types are "
+                                         "available in this build",
+                                         d.type));
+      });
     }
     for (auto& d : cfg.sinks) {
-      const SinkFactory* f = reg.sink(d.type);
-      if (!f)
-        d.node->fail("type", fmt::format("unknown sink type \"{}\"; expected one of: {}", d.type,
-                                         fmt::join(reg.sink_types(), ", ")));
-      SinkEntry e;
-      e.ctx = make_ctx(d);
-      e.inputs = d.inputs;
-      // The sink's buffer is its bounded input channel (CONFIG.md `buffer`).
-      uint64_t max_bytes = 16ull << 20;
-      std::string when_full = "block";
-      if (auto b = d.node->map("buffer")) {
-        std::string type = b->choice("type", "memory", {"memory", "disk"});
-        if (type == "disk")
-          b->fail("type",
-                  "buffer type \"disk\" is not available in this build yet; expected memory");
-        max_bytes = b->size("max_bytes", max_bytes);
-        if (max_bytes < 4096) b->fail("max_bytes", "buffer.max_bytes must be at least 4KiB");
-        when_full = b->choice("when_full", "block", {"block", "drop_newest"});
-        b->finish();
-      }
-      e.drop_newest = when_full == "drop_newest";
-      e.buffer_desc = fmt::format("memory {} {}", format_size(max_bytes), when_full);
-      e.in = std::make_unique<BatchChannel>(max_bytes, 1u << 20);
-      e.sink = (*f)(*d.node, e.ctx);
-      d.node->finish();
-      e.buffer_metrics = std::make_unique<ComponentMetrics>(d.id, d.type, "sink");
-      sinks.push_back(std::move(e));
+      guarded(
+          [&] {
+            const SinkFactory* f = reg.sink(d.type);
+            if (!f)
+              d.node->fail("type", fmt::format("unknown sink type \"{}\"; expected one of: {}",
+                                               d.type, fmt::join(reg.sink_types(), ", ")));
+            SinkEntry e;
+            e.ctx = make_ctx(d);
+            e.inputs = d.inputs;
+            // The sink's buffer is its bounded input channel (CONFIG.md `buffer`).
+            uint64_t max_bytes = 16ull << 20;
+            std::string when_full = "block";
+            if (auto b = d.node->map("buffer")) {
+              std::string type = b->choice("type", "memory", {"memory", "disk"});
+              if (type == "disk")
+                b->error(
+                    "type",
+                    "buffer type \"disk\" is not available in this build yet; expected memory");
+              max_bytes = b->size("max_bytes", max_bytes);
+              if (max_bytes < 4096) {
+                b->error("max_bytes", "buffer.max_bytes must be at least 4KiB");
+                max_bytes = 4096;
+              }
+              when_full = b->choice("when_full", "block", {"block", "drop_newest"});
+              b->finish();
+            }
+            e.drop_newest = when_full == "drop_newest";
+            e.buffer_desc = fmt::format("memory {} {}", format_size(max_bytes), when_full);
+            e.in = std::make_unique<BatchChannel>(max_bytes, 1u << 20);
+            e.sink = (*f)(*d.node, e.ctx);
+            d.node->finish();
+            e.buffer_metrics = std::make_unique<ComponentMetrics>(d.id, d.type, "sink");
+            sinks.push_back(std::move(e));
+          },
+          d.node.get());
     }
-    check_file_sources_against_outputs(cfg);
+    guarded([&] { check_file_sources_against_outputs(cfg); });
     for (auto& d : cfg.sources) {
-      const SourceFactory* f = reg.source(d.type);
-      if (!f)
-        d.node->fail("type", fmt::format("unknown source type \"{}\"; expected one of: {}", d.type,
-                                         fmt::join(reg.source_types(), ", ")));
-      SourceEntry e;
-      e.ctx = make_ctx(d);
-      e.source = (*f)(*d.node, e.ctx);
-      d.node->finish();
-      sources.push_back(std::move(e));
+      guarded(
+          [&] {
+            const SourceFactory* f = reg.source(d.type);
+            if (!f)
+              d.node->fail("type", fmt::format("unknown source type \"{}\"; expected one of: {}",
+                                               d.type, fmt::join(reg.source_types(), ", ")));
+            SourceEntry e;
+            e.ctx = make_ctx(d);
+            e.source = (*f)(*d.node, e.ctx);
+            d.node->finish();
+            sources.push_back(std::move(e));
+          },
+          d.node.get());
     }
+    if (errors) errors->finish();  // throws every error of the configuration, in file order
     for (auto& s : sources) {
       for (auto& k : sinks) {
         if (std::find(k.inputs.begin(), k.inputs.end(), s.ctx.id) == k.inputs.end()) continue;

@@ -1,11 +1,13 @@
 // Configuration loading: see config.h and CONFIG.md (normative keys).
 //
 // Loading runs in two passes over the text:
-//  1. an event pass (YAML::Parser + EventHandler) that reports syntax errors, duplicate keys
-//     (yaml-cpp's node builder keeps or drops them silently) and unset `${VAR}`s in every value
-//     scalar, each at its own position, in document order;
+//  1. an event pass (YAML::Parser + EventHandler) that reports syntax errors, unclosed quotes,
+//     duplicate keys (yaml-cpp's node builder keeps or drops them silently) and unset `${VAR}`s
+//     in every value scalar, each at its own position;
 //  2. YAML::Load, then the typed getters of ConfigNode, which check the top level and the
 //     component graph. Plugin-specific keys are checked later by the plugins themselves.
+// Every error is recorded in the load's ConfigErrors (a bad value reads as its default, so the
+// checks go on); the load, or the runtime after the plugins' checks, throws them all at once.
 #include "agent/config/config.h"
 
 #include <fcntl.h>
@@ -43,10 +45,6 @@ constexpr int64_t kMaxThreads = 1024;
 std::string position(const std::string& file, const YAML::Mark& m) {
   if (m.is_null() || m.line < 0 || m.column < 0) return file + ":1:1";
   return fmt::format("{}:{}:{}", file, m.line + 1, m.column + 1);
-}
-
-[[noreturn]] void fail_at(const std::string& file, const YAML::Mark& m, std::string_view msg) {
-  throw ConfigError(position(file, m) + ": " + std::string(msg));
 }
 
 /// A value quoted for a one-line message: escapes quotes and control characters, truncates.
@@ -129,15 +127,6 @@ bool is_var_char(char c) {
   return is_var_start(c) || (c >= '0' && c <= '9');
 }
 
-/// Interpolates and turns std::invalid_argument into a ConfigError at `mark`.
-std::string interpolate_at(const std::string& file, const YAML::Mark& mark, std::string_view s) {
-  try {
-    return interpolate(s);
-  } catch (const std::invalid_argument& e) {
-    fail_at(file, mark, e.what());
-  }
-}
-
 /// Levenshtein distance, for "did you mean" hints on unknown keys.
 size_t edit_distance(std::string_view a, std::string_view b) {
   std::vector<size_t> prev(b.size() + 1), cur(b.size() + 1);
@@ -153,17 +142,20 @@ size_t edit_distance(std::string_view a, std::string_view b) {
   return prev[b.size()];
 }
 
-/// Pass 1: syntax errors (thrown by the parser), duplicate keys, unset `${VAR}`s and a second
-/// document, each reported at its own position. Keys are not interpolated (getters match them
-/// literally), so only value scalars are checked for `${...}`.
+/// Pass 1: syntax errors (thrown by the parser), unclosed quotes, duplicate keys, unset `${VAR}`s
+/// and a second document, each recorded at its own position. Keys are not interpolated (getters
+/// match them literally), so only value scalars are checked for `${...}`.
 class PrepassHandler : public YAML::EventHandler {
  public:
-  explicit PrepassHandler(const std::string& file) : file_(file) {}
+  PrepassHandler(const std::string& file, const std::string& text, ConfigErrors& errors)
+      : file_(file), text_(text), errors_(errors) {}
+
+  /// Whether an unclosed quote was found (a syntax error after it is its consequence).
+  bool unclosed_quote() const { return unclosed_quote_; }
 
   void OnDocumentStart(const YAML::Mark& mark) override {
-    if (++documents_ > 1) {
-      fail_at(file_, mark,
-              "a second YAML document; expected exactly one document (remove the `---`)");
+    if (++documents_ == 2) {
+      add(mark, "a second YAML document; expected exactly one document (remove the `---`)");
     }
   }
   void OnDocumentEnd() override {}
@@ -178,11 +170,16 @@ class PrepassHandler : public YAML::EventHandler {
   }
   void OnScalar(const YAML::Mark& mark, const std::string&, YAML::anchor_t,
                 const std::string& value) override {
+    check_quote(mark);
     Slot s = next_slot();
     if (s.is_key) {
       key(mark, value, /*checkable=*/true);
     } else {
-      interpolate_at(file_, mark, value);
+      try {
+        interpolate(value);
+      } catch (const std::invalid_argument& e) {
+        add(mark, e.what());
+      }
     }
   }
   void OnSequenceStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
@@ -232,16 +229,99 @@ class PrepassHandler : public YAML::EventHandler {
     if (!checkable) return;
     auto [it, inserted] = f.keys.emplace(name, mark);
     if (!inserted) {
-      fail_at(file_, mark,
-              fmt::format("duplicate key {} {} (first at line {}); expected each key once per "
-                          "mapping",
-                          quote(name), in_path(f.path), it->second.line + 1));
+      add(mark, fmt::format("duplicate key {} {} (first at line {}); expected each key once per "
+                            "mapping",
+                            quote(name), in_path(f.path), it->second.line + 1));
     }
   }
 
+  void add(const YAML::Mark& mark, std::string_view msg) {
+    errors_.add(position(file_, mark) + ": " + std::string(msg));
+  }
+
+  /// A quoted scalar that runs past the end of its line over lines that look like `key:` (or to
+  /// the end of the file) is a forgotten closing quote: YAML folds the lines into the string.
+  void check_quote(const YAML::Mark& mark) {
+    // Marks count bytes after a UTF-8 byte order mark.
+    const size_t bom = text_.rfind("\xEF\xBB\xBF", 0) == 0 ? 3 : 0;
+    if (mark.pos < 0 || static_cast<size_t>(mark.pos) + bom >= text_.size()) return;
+    const size_t open = static_cast<size_t>(mark.pos) + bom;
+    const char q = text_[open];
+    if (q != '"' && q != '\'') return;
+    size_t close = std::string_view::npos;
+    for (size_t i = open + 1; i < text_.size(); ++i) {
+      if (q == '"' && text_[i] == '\\') {
+        ++i;  // an escape: the next character is not the end
+      } else if (text_[i] == q) {
+        if (q == '\'' && i + 1 < text_.size() && text_[i + 1] == '\'') {
+          ++i;  // '' stands for one '
+        } else {
+          close = i;
+          break;
+        }
+      }
+    }
+    const size_t end = close == std::string_view::npos ? text_.size() : close;
+    size_t eol = text_.find('\n', open);
+    if (eol == std::string_view::npos || eol >= end) return;  // on one line
+    // The lines the string runs over, up to its end: the first that looks like a key.
+    int line = mark.line + 1;  // 0-based line of `eol + 1`
+    int last_line = mark.line;
+    std::string lookalike;
+    int lookalike_line = 0;
+    for (size_t b = eol + 1; b < end || (b == end && close != std::string_view::npos);) {
+      size_t e = std::min(text_.find('\n', b), end);
+      if (lookalike.empty() && looks_like_key(std::string_view(text_).substr(b, e - b))) {
+        lookalike = text_.substr(b, text_.find('\n', b) - b);  // the whole line, for the message
+        lookalike_line = line;
+      }
+      last_line = line;
+      if (e >= end) break;
+      b = e + 1;
+      ++line;
+    }
+    if (close != std::string_view::npos && lookalike.empty()) return;  // a multi-line string
+    std::string where = close == std::string_view::npos
+                            ? fmt::format("the end of the file (line {}", last_line + 1)
+                            : fmt::format("line {} (", last_line + 1);
+    if (!lookalike.empty()) {
+      if (close == std::string_view::npos) where += "; ";
+      std::string_view l = lookalike;
+      l.remove_prefix(std::min(l.find_first_not_of(" \t"), l.size()));
+      if (!l.empty() && l.back() == '\r') l.remove_suffix(1);
+      where += fmt::format("line {} looks like a key: {}", lookalike_line + 1, quote(l));
+    }
+    where += ")";
+    unclosed_quote_ = true;
+    add(mark, fmt::format("unclosed quote: the string opened here runs on to {}; expected the "
+                          "closing {} on line {}",
+                          where, q, mark.line + 1));
+  }
+
+  /// `^\s*[A-Za-z_][A-Za-z0-9_.-]*:(\s|$)`, optionally after `- `.
+  static bool looks_like_key(std::string_view l) {
+    size_t i = 0;
+    while (i < l.size() && (l[i] == ' ' || l[i] == '\t')) ++i;
+    if (i + 1 < l.size() && l[i] == '-' && l[i + 1] == ' ') {
+      i += 2;
+      while (i < l.size() && l[i] == ' ') ++i;
+    }
+    if (i >= l.size() || !(std::isalpha(static_cast<unsigned char>(l[i])) || l[i] == '_'))
+      return false;
+    while (i < l.size() && (std::isalnum(static_cast<unsigned char>(l[i])) || l[i] == '_' ||
+                            l[i] == '.' || l[i] == '-'))
+      ++i;
+    if (i >= l.size() || l[i] != ':') return false;
+    ++i;
+    return i == l.size() || l[i] == ' ' || l[i] == '\t' || l[i] == '\r';
+  }
+
   const std::string& file_;
+  const std::string& text_;
+  ConfigErrors& errors_;
   std::vector<Frame> stack_;
   int documents_ = 0;
+  bool unclosed_quote_ = false;
 };
 
 /// `host:port` or `[v6]:port`; returns "" when valid, else what is wrong.
@@ -371,10 +451,75 @@ std::string interpolate(std::string_view s) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// ConfigErrors
+
+namespace {
+/// (line, column) of a `file:line:col: ...` message; (0, 0) when it has none.
+std::pair<long, long> position_of(const std::string& file, const std::string& msg) {
+  if (msg.rfind(file + ":", 0) != 0) return {0, 0};
+  const char* p = msg.c_str() + file.size() + 1;
+  const char* end = msg.c_str() + msg.size();
+  long line = 0, col = 0;
+  auto [q, ec] = std::from_chars(p, end, line);
+  if (ec != std::errc() || q == end || *q != ':') return {0, 0};
+  auto [r, ec2] = std::from_chars(q + 1, end, col);
+  if (ec2 != std::errc() || r == end || *r != ':') return {0, 0};
+  return {line, col};
+}
+}  // namespace
+
+void ConfigErrors::add(std::string message) {
+  if (!seen_.insert(message).second) return;
+  messages_.push_back(std::move(message));
+}
+
+void ConfigErrors::suppress(std::string message) {
+  if (seen_.count(message) == 0) suppressed_.insert(std::move(message));
+}
+
+void ConfigErrors::absorb(const ConfigError& e) {
+  std::string_view all = e.what();
+  // A ConfigError may already hold several messages, one a line.
+  while (!all.empty()) {
+    size_t nl = all.find('\n');
+    std::string one(all.substr(0, nl));
+    all = nl == std::string_view::npos ? std::string_view{} : all.substr(nl + 1);
+    if (one.empty() || suppressed_.count(one) > 0) continue;
+    add(std::move(one));
+  }
+}
+
+std::vector<std::string> ConfigErrors::sorted() const {
+  std::vector<std::pair<std::pair<long, long>, std::string>> keyed;
+  keyed.reserve(messages_.size());
+  for (const auto& m : messages_) keyed.emplace_back(position_of(file_, m), m);
+  std::stable_sort(keyed.begin(), keyed.end(),
+                   [](const auto& a, const auto& b) { return a.first < b.first; });
+  std::vector<std::string> out;
+  out.reserve(keyed.size());
+  for (auto& k : keyed) out.push_back(std::move(k.second));
+  return out;
+}
+
+void ConfigErrors::finish() {
+  collecting_ = false;
+  if (messages_.empty()) return;
+  std::vector<std::string> all = sorted();
+  messages_.clear();
+  seen_.clear();
+  suppressed_.clear();
+  throw ConfigError(join(all, "\n"));
+}
+
+// ---------------------------------------------------------------------------------------------
 // ConfigNode
 
-ConfigNode::ConfigNode(YAML::Node node, std::shared_ptr<const std::string> file, std::string path)
-    : node_(std::move(node)), file_(std::move(file)), path_(std::move(path)) {}
+ConfigNode::ConfigNode(YAML::Node node, std::shared_ptr<const std::string> file, std::string path,
+                       std::shared_ptr<ConfigErrors> errors)
+    : node_(std::move(node)),
+      file_(std::move(file)),
+      path_(std::move(path)),
+      errors_(std::move(errors)) {}
 
 bool ConfigNode::has(std::string_view key) const {
   return find_entry(node_, key).found;
@@ -387,9 +532,14 @@ YAML::Node ConfigNode::get(std::string_view key) {
   return e.value;
 }
 
-std::string ConfigNode::scalar(std::string_view key, const YAML::Node& n) {
-  if (!n.IsScalar()) fail(key, not_scalar(key, n, "a string"));
-  return interpolate_at(*file_, n.Mark(), n.Scalar());
+void ConfigNode::report(std::string_view key, std::string message) const {
+  if (!collecting()) throw ConfigError(std::move(message));
+  ++state_->errors;
+  if (!key.empty() && !bad_.emplace(key).second) {
+    errors_->suppress(std::move(message));
+    return;
+  }
+  errors_->add(std::move(message));
 }
 
 std::string ConfigNode::where(std::string_view key, bool value) const {
@@ -410,38 +560,62 @@ std::string ConfigNode::where_node(const YAML::Node& n) const {
 }
 
 void ConfigNode::fail(std::string_view key, std::string_view msg) const {
-  throw ConfigError(where(key) + ": " + std::string(msg));
+  std::string message = where(key) + ": " + std::string(msg);
+  report(key, message);  // throws unless collecting
+  state_->aborted = true;
+  throw ConfigError(message);
 }
 
-namespace {
-/// Reads a key's scalar (interpolated) or fails with `expectation`; the caller has checked that
-/// the key is present. Messages never contain the value.
-std::string checked_scalar(const ConfigNode& cfg, std::string_view key, const YAML::Node& n,
-                           std::string_view expectation) {
-  if (!n.IsScalar()) cfg.fail(key, not_scalar(key, n, expectation));
-  return interpolate_at(cfg.file(), n.Mark(), n.Scalar());
+void ConfigNode::throw_if_errors() const {
+  if (!collecting() || state_->errors == 0) return;
+  std::string message = where() + ": " + path_ + " has errors (reported)";
+  errors_->suppress(message);
+  throw ConfigError(message);
 }
 
-[[noreturn]] void fail_missing(const ConfigNode& cfg, std::string_view key,
-                               std::string_view expectation) {
-  cfg.fail({}, fmt::format("missing required key {} {}; expected {}", key, in_path(cfg.path()),
-                           expectation));
+void ConfigNode::error(std::string_view key, std::string_view msg) const {
+  report(key, where(key) + ": " + std::string(msg));
 }
-}  // namespace
+
+std::optional<std::string> ConfigNode::interpolated(std::string_view key,
+                                                    const YAML::Node& n) const {
+  try {
+    return interpolate(n.Scalar());
+  } catch (const std::invalid_argument& e) {
+    report(key, position(*file_, n.Mark()) + ": " + e.what());
+    return std::nullopt;
+  }
+}
+
+/// Messages never contain the value.
+std::optional<std::string> ConfigNode::checked(std::string_view key, const YAML::Node& n,
+                                               std::string_view expectation) const {
+  if (!n.IsScalar()) {
+    error(key, not_scalar(key, n, expectation));
+    return std::nullopt;
+  }
+  return interpolated(key, n);
+}
+
+void ConfigNode::missing(std::string_view key, std::string_view expectation) const {
+  report(key, where() + fmt::format(": missing required key {} {}; expected {}", key,
+                                    in_path(path_), expectation));
+}
 
 std::string ConfigNode::str(std::string_view key, std::optional<std::string> def) {
   YAML::Node n = get(key);
   if (!n.IsDefined()) {
     if (def) return *def;
-    fail_missing(*this, key, "a string");
+    missing(key, "a string");
+    return "";
   }
-  return checked_scalar(*this, key, n, "a string");
+  return checked(key, n, "a string").value_or(def.value_or(""));
 }
 
 std::optional<std::string> ConfigNode::opt_str(std::string_view key) {
   YAML::Node n = get(key);
   if (!n.IsDefined()) return std::nullopt;
-  return checked_scalar(*this, key, n, "a string");
+  return checked(key, n, "a string");
 }
 
 int64_t ConfigNode::integer(std::string_view key, std::optional<int64_t> def, int64_t min,
@@ -452,19 +626,25 @@ int64_t ConfigNode::integer(std::string_view key, std::optional<int64_t> def, in
   } else {
     expectation = fmt::format("an integer from {} to {}", min, max);
   }
+  const int64_t fallback = def.value_or(min);
   YAML::Node n = get(key);
   if (!n.IsDefined()) {
     if (def) return *def;
-    fail_missing(*this, key, expectation);
+    missing(key, expectation);
+    return fallback;
   }
-  std::string s = checked_scalar(*this, key, n, expectation);
+  std::optional<std::string> got = checked(key, n, expectation);
+  if (!got) return fallback;
+  const std::string& s = *got;
   int64_t v = 0;
   auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
   if (s.empty() || p != s.data() + s.size() || ec == std::errc::invalid_argument) {
-    fail(key, fmt::format("invalid integer {}; expected {}", quote(s), expectation));
+    error(key, fmt::format("invalid integer {}; expected {}", quote(s), expectation));
+    return fallback;
   }
   if (ec == std::errc::result_out_of_range || v < min || v > max) {
-    fail(key, fmt::format("{} is out of range; expected {}", s, expectation));
+    error(key, fmt::format("{} is out of range; expected {}", s, expectation));
+    return fallback;
   }
   return v;
 }
@@ -473,23 +653,31 @@ bool ConfigNode::boolean(std::string_view key, std::optional<bool> def) {
   YAML::Node n = get(key);
   if (!n.IsDefined()) {
     if (def) return *def;
-    fail_missing(*this, key, "true or false");
+    missing(key, "true or false");
+    return false;
   }
-  std::string s = checked_scalar(*this, key, n, "true or false");
-  if (s == "true") return true;
-  if (s == "false") return false;
-  fail(key, fmt::format("invalid boolean {}; expected true or false", quote(s)));
+  std::optional<std::string> s = checked(key, n, "true or false");
+  if (!s) return def.value_or(false);
+  if (*s == "true") return true;
+  if (*s == "false") return false;
+  error(key, fmt::format("invalid boolean {}; expected true or false", quote(*s)));
+  return def.value_or(false);
 }
 
 uint64_t ConfigNode::size(std::string_view key, std::optional<uint64_t> def) {
   YAML::Node n = get(key);
   if (!n.IsDefined()) {
     if (def) return *def;
-    fail_missing(*this, key, kSizeExpectation.substr(9));
+    missing(key, kSizeExpectation.substr(9));
+    return 0;
   }
-  std::string s = checked_scalar(*this, key, n, kSizeExpectation.substr(9));
-  auto v = parse_size(s);
-  if (!v) fail(key, fmt::format("invalid size {}; {}", quote(s), kSizeExpectation));
+  std::optional<std::string> s = checked(key, n, kSizeExpectation.substr(9));
+  if (!s) return def.value_or(0);
+  auto v = parse_size(*s);
+  if (!v) {
+    error(key, fmt::format("invalid size {}; {}", quote(*s), kSizeExpectation));
+    return def.value_or(0);
+  }
   return *v;
 }
 
@@ -498,17 +686,22 @@ std::chrono::nanoseconds ConfigNode::duration(std::string_view key,
   if (!has(key)) {
     read_.emplace(key);
     if (def) return *def;
-    fail_missing(*this, key, kDurationExpectation.substr(9));
+    missing(key, kDurationExpectation.substr(9));
+    return std::chrono::nanoseconds::zero();
   }
-  return *opt_duration(key);
+  return opt_duration(key).value_or(def.value_or(std::chrono::nanoseconds::zero()));
 }
 
 std::optional<std::chrono::nanoseconds> ConfigNode::opt_duration(std::string_view key) {
   YAML::Node n = get(key);
   if (!n.IsDefined()) return std::nullopt;
-  std::string s = checked_scalar(*this, key, n, kDurationExpectation.substr(9));
-  auto v = parse_duration(s);
-  if (!v) fail(key, fmt::format("invalid duration {}; {}", quote(s), kDurationExpectation));
+  std::optional<std::string> s = checked(key, n, kDurationExpectation.substr(9));
+  if (!s) return std::nullopt;
+  auto v = parse_duration(*s);
+  if (!v) {
+    error(key, fmt::format("invalid duration {}; {}", quote(*s), kDurationExpectation));
+    return std::nullopt;
+  }
   return *v;
 }
 
@@ -516,36 +709,53 @@ std::string ConfigNode::choice(std::string_view key, std::optional<std::string> 
                                std::initializer_list<std::string_view> allowed) {
   std::vector<std::string> names(allowed.begin(), allowed.end());
   std::string expectation = "one of: " + join(names);
+  const std::string fallback = def ? *def : names.empty() ? std::string() : names.front();
   YAML::Node n = get(key);
   if (!n.IsDefined()) {
     if (def) return *def;
-    fail_missing(*this, key, expectation);
+    missing(key, expectation);
+    return fallback;
   }
-  std::string s = checked_scalar(*this, key, n, expectation);
-  if (std::find(names.begin(), names.end(), s) == names.end()) {
-    fail(key, fmt::format("invalid {} {}; expected {}", key, quote(s), expectation));
+  std::optional<std::string> s = checked(key, n, expectation);
+  if (!s) return fallback;
+  if (std::find(names.begin(), names.end(), *s) == names.end()) {
+    error(key, fmt::format("invalid {} {}; expected {}", key, quote(*s), expectation));
+    return fallback;
   }
-  return s;
+  return *s;
 }
 
 std::vector<std::string> ConfigNode::list(std::string_view key,
                                           std::optional<std::vector<std::string>> def) {
   constexpr std::string_view kExpectation = "a list of strings (or a single string)";
   YAML::Node n = get(key);
+  std::vector<std::string> fallback = def.value_or(std::vector<std::string>{});
   if (!n.IsDefined()) {
     if (def) return *def;
-    fail_missing(*this, key, kExpectation);
+    missing(key, kExpectation);
+    return fallback;
   }
-  if (n.IsScalar()) return {interpolate_at(*file_, n.Mark(), n.Scalar())};
-  if (!n.IsSequence()) fail(key, not_scalar(key, n, kExpectation));
+  if (n.IsScalar()) {
+    std::optional<std::string> s = interpolated(key, n);
+    if (!s) return fallback;
+    return {std::move(*s)};
+  }
+  if (!n.IsSequence()) {
+    error(key, not_scalar(key, n, kExpectation));
+    return fallback;
+  }
   std::vector<std::string> out;
   for (size_t i = 0; i < n.size(); ++i) {
     YAML::Node item = n[i];
     if (!item.IsScalar()) {
-      fail_at(*file_, item.Mark().is_null() ? n.Mark() : item.Mark(),
-              fmt::format("item {} of {} is {}; expected a string", i + 1, key, kind_of(item)));
+      report(key, position(*file_, item.Mark().is_null() ? n.Mark() : item.Mark()) +
+                      fmt::format(": item {} of {} is {}; expected a string", i + 1, key,
+                                  kind_of(item)));
+      return fallback;
     }
-    out.push_back(interpolate_at(*file_, item.Mark(), item.Scalar()));
+    std::optional<std::string> s = interpolated(key, item);
+    if (!s) return fallback;
+    out.push_back(std::move(*s));
   }
   return out;
 }
@@ -554,56 +764,82 @@ std::string ConfigNode::address(std::string_view key, std::optional<std::string>
   YAML::Node n = get(key);
   if (!n.IsDefined()) {
     if (def) return *def;
-    fail_missing(*this, key, kAddressExpectation.substr(9));
+    missing(key, kAddressExpectation.substr(9));
+    return "";
   }
-  std::string s = checked_scalar(*this, key, n, kAddressExpectation.substr(9));
-  std::string problem = check_address(s);
+  std::optional<std::string> s = checked(key, n, kAddressExpectation.substr(9));
+  if (!s) return def.value_or("");
+  std::string problem = check_address(*s);
   if (!problem.empty()) {
-    fail(key, fmt::format("invalid address {} ({}); {}", quote(s), problem, kAddressExpectation));
+    error(key, fmt::format("invalid address {} ({}); {}", quote(*s), problem, kAddressExpectation));
+    return def.value_or("");
   }
-  return s;
+  return *s;
 }
 
 std::optional<ConfigNode> ConfigNode::map(std::string_view key) {
   YAML::Node n = get(key);
   if (!n.IsDefined()) return std::nullopt;
-  if (!n.IsMap()) fail(key, not_scalar(key, n, "a mapping"));
-  return ConfigNode(n, file_, join_path(path_, key));
+  if (!n.IsMap()) {
+    error(key, not_scalar(key, n, "a mapping"));
+    return std::nullopt;
+  }
+  ConfigNode nested(n, file_, join_path(path_, key), errors_);
+  nested.state_ = state_;
+  return nested;
 }
+
+namespace {
+/// Stands for a secret in error while the load goes on collecting errors (never registered).
+std::shared_ptr<Secret> placeholder_secret(SecretForm form = SecretForm::kLine) {
+  return std::make_shared<Secret>(form == SecretForm::kLines ? "-\n" : "-", "", form);
+}
+}  // namespace
 
 std::shared_ptr<Secret> ConfigNode::secret(std::string_view key, bool required) {
   const std::string file_key = std::string(key) + "_file";
   YAML::Node inline_node = get(key);
   YAML::Node file_node = get(file_key);
   if (inline_node.IsDefined() && file_node.IsDefined()) {
-    throw ConfigError(where(file_key, /*value=*/false) +
-                      fmt::format(": both {} and {} are set {}; expected only one of them", key,
-                                  file_key, in_path(path_)));
+    report(file_key, where(file_key, /*value=*/false) +
+                         fmt::format(": both {} and {} are set {}; expected only one of them", key,
+                                     file_key, in_path(path_)));
+    return placeholder_secret();
   }
   if (!inline_node.IsDefined() && !file_node.IsDefined()) {
     if (!required) return nullptr;
-    fail({}, fmt::format("missing required key {} (or {}) {}; expected the secret inline or the "
-                         "path of a file holding it",
-                         key, file_key, in_path(path_)));
+    report(key, where() + fmt::format(": missing required key {} (or {}) {}; expected the secret "
+                                      "inline or the path of a file holding it",
+                                      key, file_key, in_path(path_)));
+    return placeholder_secret();
   }
   if (inline_node.IsDefined()) {
-    std::string value = checked_scalar(*this, key, inline_node, "a string");
-    if (value.empty()) fail(key, fmt::format("{} is empty; expected a non-empty secret", key));
-    if (std::string bad = Secret::check_value(value); !bad.empty())
-      fail(key, fmt::format("{} {} (the value is not shown); expected one line without control "
-                            "characters",
-                            key, bad));
-    return SecretStore::instance().add(std::move(value), "");
+    std::optional<std::string> value = checked(key, inline_node, "a string");
+    if (!value) return placeholder_secret();
+    if (value->empty()) {
+      error(key, fmt::format("{} is empty; expected a non-empty secret", key));
+      return placeholder_secret();
+    }
+    if (std::string bad = Secret::check_value(*value); !bad.empty()) {
+      error(key, fmt::format("{} {} (the value is not shown); expected one line without control "
+                             "characters",
+                             key, bad));
+      return placeholder_secret();
+    }
+    return SecretStore::instance().add(std::move(*value), "");
   }
-  std::string path = checked_scalar(*this, file_key, file_node, "a file path");
+  std::optional<std::string> path = checked(file_key, file_node, "a file path");
+  if (!path) return placeholder_secret();
   std::string value;
   try {
-    value = Secret::read_file(path);
+    value = Secret::read_file(*path);
   } catch (const std::exception& e) {
-    fail(file_key, std::string(e.what()) +
-                       "; expected a regular file, readable only by its owner, holding the secret");
+    error(file_key,
+          std::string(e.what()) +
+              "; expected a regular file, readable only by its owner, holding the secret");
+    return placeholder_secret();
   }
-  return SecretStore::instance().add(std::move(value), path);
+  return SecretStore::instance().add(std::move(value), *path);
 }
 
 std::vector<std::shared_ptr<Secret>> ConfigNode::secret_list(std::string_view key) {
@@ -612,49 +848,63 @@ std::vector<std::shared_ptr<Secret>> ConfigNode::secret_list(std::string_view ke
   bool has_file = has(file_key);
   touch(key);
   touch(file_key);
+  const std::vector<std::shared_ptr<Secret>> placeholder{placeholder_secret()};
   if (has_inline && has_file) {
-    throw ConfigError(where(file_key, /*value=*/false) +
-                      fmt::format(": both {} and {} are set {}; expected only one of them", key,
-                                  file_key, in_path(path_)));
+    report(file_key, where(file_key, /*value=*/false) +
+                         fmt::format(": both {} and {} are set {}; expected only one of them", key,
+                                     file_key, in_path(path_)));
+    return placeholder;
   }
   if (!has_inline && !has_file) {
-    fail({}, fmt::format("missing required key {} (or {}) {}; expected a list of secrets or the "
-                         "path of a file holding one per line",
-                         key, file_key, in_path(path_)));
+    report(key, where() + fmt::format(": missing required key {} (or {}) {}; expected a list of "
+                                      "secrets or the path of a file holding one per line",
+                                      key, file_key, in_path(path_)));
+    return placeholder;
   }
   std::vector<std::shared_ptr<Secret>> out;
   if (has_inline) {
     std::vector<std::string> values = list(key);
+    if (has_error(key)) return placeholder;
     for (size_t i = 0; i < values.size(); ++i) {
       if (values[i].empty()) {
-        fail_at(*file_, item_mark(node_, key, i),
-                fmt::format("item {} of {} is empty; expected a non-empty secret", i + 1, key));
+        report(key, position(*file_, item_mark(node_, key, i)) +
+                        fmt::format(": item {} of {} is empty; expected a non-empty secret", i + 1,
+                                    key));
+        return placeholder;
       }
       if (std::string bad = Secret::check_value(values[i]); !bad.empty()) {
-        fail_at(*file_, item_mark(node_, key, i),
-                fmt::format("item {} of {} {} (the value is not shown); expected one line "
-                            "without control characters",
-                            i + 1, key, bad));
+        report(key, position(*file_, item_mark(node_, key, i)) +
+                        fmt::format(": item {} of {} {} (the value is not shown); expected one "
+                                    "line without control characters",
+                                    i + 1, key, bad));
+        return placeholder;
       }
       out.push_back(SecretStore::instance().add(std::move(values[i]), ""));
     }
-    if (out.empty()) fail(key, fmt::format("{} is empty; expected at least one secret", key));
+    if (out.empty()) {
+      error(key, fmt::format("{} is empty; expected at least one secret", key));
+      return placeholder;
+    }
     return out;
   }
   YAML::Node file_node = get(file_key);
-  std::string path = checked_scalar(*this, file_key, file_node, "a file path");
+  std::optional<std::string> path = checked(file_key, file_node, "a file path");
+  if (!path) return placeholder;
   std::string content;
   try {
-    content = Secret::read_file(path, SecretForm::kLines);
+    content = Secret::read_file(*path, SecretForm::kLines);
   } catch (const std::exception& e) {
-    fail(file_key, std::string(e.what()) +
-                       "; expected a regular file, readable only by its owner, holding the secret");
+    error(file_key,
+          std::string(e.what()) +
+              "; expected a regular file, readable only by its owner, holding the secret");
+    return placeholder;
   }
   // One secret holding the whole file, registered with it: SIGHUP re-reads the list (tokens added
   // or revoked take effect without a restart). Consumers iterate its lines (secret_lines()).
-  auto whole = SecretStore::instance().add(std::move(content), path, SecretForm::kLines);
+  auto whole = SecretStore::instance().add(std::move(content), *path, SecretForm::kLines);
   if (secret_lines(whole->value()).empty()) {
-    fail(file_key, fmt::format("secret file {} holds no secrets; expected one per line", path));
+    error(file_key, fmt::format("secret file {} holds no secrets; expected one per line", *path));
+    return placeholder;
   }
   out.push_back(std::move(whole));
   return out;
@@ -686,11 +936,10 @@ void ConfigNode::finish() {
       }
       if (!best.empty()) expected += fmt::format(" (did you mean {}?)", quote(best));
     }
-    fail_at(*file_, k.Mark(),
-            fmt::format("unknown key {} {}; {}", quote(name), in_path(path_), expected));
+    report({}, position(*file_, k.Mark()) +
+                   fmt::format(": unknown key {} {}; {}", quote(name), in_path(path_), expected));
   }
 }
-
 // ---------------------------------------------------------------------------------------------
 // load_config
 
@@ -707,73 +956,97 @@ struct IdInfo {
   YAML::Mark mark;
 };
 
-/// Reads one of `sources`, `transforms`, `sinks` into `out`.
-void read_components(ConfigNode& top, const std::shared_ptr<const std::string>& file_ptr,
-                     const std::string& section, const std::string& kind,
-                     std::map<std::string, IdInfo>& ids, std::vector<ComponentDecl>& out) {
+/// What one load has found so far: errors, and the components that are in error (an input
+/// naming one of those is not a second error).
+struct LoadState {
+  std::string file;
+  ConfigErrors& errors;
+  std::map<std::string, IdInfo> ids;
+  std::set<std::string> broken;
+
+  void add(const YAML::Mark& m, std::string_view msg) {
+    errors.add(position(file, m) + ": " + std::string(msg));
+  }
+};
+
+/// Reads one of `sources`, `transforms`, `sinks` into `out`; returns how many are declared.
+size_t read_components(ConfigNode& top, const std::shared_ptr<const std::string>& file_ptr,
+                       const std::string& section, const std::string& kind, LoadState& st,
+                       std::vector<ComponentDecl>& out) {
   std::optional<ConfigNode> sec = top.map(section);
-  if (!sec) return;
-  const std::string& file = top.file();
+  if (!sec) return top.has(section) ? 1 : 0;  // not a mapping: reported
   YAML::Node raw = sec->raw();
+  size_t declared = 0;
   for (auto it = raw.begin(); it != raw.end(); ++it) {
+    ++declared;
     const YAML::Node k = it->first;  // a copy: `it->` returns a temporary
     const YAML::Node v = it->second;
     if (!k.IsScalar()) {
-      fail_at(file, k.Mark(),
-              fmt::format("a non-scalar key in {}; expected component ids", section));
+      st.add(k.Mark(), fmt::format("a non-scalar key in {}; expected component ids", section));
+      continue;
     }
     const std::string id = k.Scalar();
     const std::string path = section + "." + id;
     if (!valid_id(id)) {
-      fail_at(file, k.Mark(),
-              fmt::format("invalid component id {} in {}; expected lowercase letters, digits and _ "
-                          "([a-z0-9_]+)",
-                          quote(id), section));
+      st.add(k.Mark(),
+             fmt::format("invalid component id {} in {}; expected lowercase letters, digits and _ "
+                         "([a-z0-9_]+)",
+                         quote(id), section));
+      st.broken.insert(id);
+      continue;
     }
-    auto [prev, inserted] = ids.emplace(id, IdInfo{path, k.Mark()});
+    auto [prev, inserted] = st.ids.emplace(id, IdInfo{path, k.Mark()});
     if (!inserted) {
-      fail_at(file, k.Mark(),
-              fmt::format("component id {} is already used by {} (line {}); expected ids unique "
-                          "across sources, transforms and sinks",
-                          quote(id), prev->second.kind_path, prev->second.mark.line + 1));
+      st.add(k.Mark(),
+             fmt::format("component id {} is already used by {} (line {}); expected ids unique "
+                         "across sources, transforms and sinks",
+                         quote(id), prev->second.kind_path, prev->second.mark.line + 1));
+      continue;
     }
     if (!v.IsMap()) {
       YAML::Mark m = v.IsNull() || v.Mark().is_null() ? k.Mark() : v.Mark();
-      fail_at(file, m, not_scalar(path, v, "a mapping with at least type"));
+      st.add(m, not_scalar(path, v, "a mapping with at least type"));
+      st.broken.insert(id);
+      continue;
     }
     ComponentDecl decl;
     decl.id = id;
     decl.kind = kind;
-    decl.node = std::make_shared<ConfigNode>(v, file_ptr, path);
+    decl.node = std::make_shared<ConfigNode>(v, file_ptr, path, top.errors());
     decl.type = decl.node->str("type");
-    if (decl.type.empty()) decl.node->fail("type", "type is empty; expected a component type");
+    if (decl.type.empty()) decl.node->error("type", "type is empty; expected a component type");
+    if (decl.node->has_error("type")) {
+      st.broken.insert(id);
+      continue;
+    }
     if (kind == "source") {
       if (decl.node->has("inputs")) {
-        throw ConfigError(decl.node->where("inputs", /*value=*/false) +
-                          ": sources take no inputs; expected inputs only on transforms and "
-                          "sinks");
+        st.errors.add(decl.node->where("inputs", /*value=*/false) +
+                      ": sources take no inputs; expected inputs only on transforms and sinks");
+        decl.node->touch("inputs");
       }
     } else {
       decl.inputs = decl.node->list("inputs");
       if (decl.inputs.empty()) {
-        decl.node->fail("inputs", "inputs is empty; expected at least one source or transform id");
+        decl.node->error("inputs", "inputs is empty; expected at least one source or transform id");
       }
       for (size_t i = 0; i < decl.inputs.size(); ++i) {
         for (size_t j = 0; j < i; ++j) {
           if (decl.inputs[i] == decl.inputs[j]) {
-            fail_at(file, item_mark(v, "inputs", i),
-                    fmt::format("input {} is listed twice in {}; expected each input once",
-                                quote(decl.inputs[i]), path));
+            st.add(item_mark(v, "inputs", i),
+                   fmt::format("input {} is listed twice in {}; expected each input once",
+                               quote(decl.inputs[i]), path));
           }
         }
       }
     }
     out.push_back(std::move(decl));
   }
+  return declared;
 }
 
 /// Checks that every input names a source or transform.
-void check_inputs(const Config& cfg, const std::vector<ComponentDecl>& consumers) {
+void check_inputs(const Config& cfg, const std::vector<ComponentDecl>& consumers, LoadState& st) {
   std::set<std::string> sources, transforms, sinks;
   std::vector<std::string> known;
   for (const auto& d : cfg.sources) {
@@ -790,32 +1063,33 @@ void check_inputs(const Config& cfg, const std::vector<ComponentDecl>& consumers
     for (size_t i = 0; i < d.inputs.size(); ++i) {
       const std::string& in = d.inputs[i];
       if (sources.count(in) > 0 || transforms.count(in) > 0) continue;
+      if (st.broken.count(in) > 0) continue;  // a component in error: reported already
       YAML::Mark m = item_mark(d.node->raw(), "inputs", i);
       if (sinks.count(in) > 0) {
-        fail_at(cfg.file, m,
-                fmt::format("input {} of {} is a sink, and sinks have no output; expected a "
-                            "source or transform: {}",
-                            quote(in), d.node->path(), known_list));
+        st.add(m, fmt::format("input {} of {} is a sink, and sinks have no output; expected a "
+                              "source or transform: {}",
+                              quote(in), d.node->path(), known_list));
+        continue;
       }
-      fail_at(cfg.file, m,
-              fmt::format("unknown input {} in {}; expected a source or transform: {}", quote(in),
-                          d.node->path(), known_list));
+      st.add(m, fmt::format("unknown input {} in {}; expected a source or transform: {}", quote(in),
+                            d.node->path(), known_list));
     }
   }
 }
 
-/// Depth-first search over transform inputs; fails on the first cycle, named in data-flow order.
-void check_cycles(const Config& cfg) {
+/// Depth-first search over transform inputs; reports the first cycle, named in data-flow order.
+void check_cycles(const Config& cfg, LoadState& st) {
   std::map<std::string, const ComponentDecl*> by_id;
   for (const auto& t : cfg.transforms) by_id[t.id] = &t;
   enum class Color { kWhite, kGray, kBlack };
   std::map<std::string, Color> color;
   std::vector<const ComponentDecl*> stack;
+  bool found_cycle = false;
 
   auto visit = [&](auto&& self, const ComponentDecl* t) -> void {
     color[t->id] = Color::kGray;
     stack.push_back(t);
-    for (size_t i = 0; i < t->inputs.size(); ++i) {
+    for (size_t i = 0; i < t->inputs.size() && !found_cycle; ++i) {
       auto found = by_id.find(t->inputs[i]);
       if (found == by_id.end()) continue;  // a source
       const ComponentDecl* up = found->second;
@@ -827,9 +1101,11 @@ void check_cycles(const Config& cfg) {
         std::vector<std::string> flow{up->id};
         for (size_t j = stack.size(); j-- > k + 1;) flow.push_back(stack[j]->id);
         flow.push_back(up->id);
-        fail_at(cfg.file, item_mark(t->node->raw(), "inputs", i),
-                fmt::format("cycle among transforms: {}; expected transforms without cycles",
-                            join(flow, " -> ")));
+        st.add(item_mark(t->node->raw(), "inputs", i),
+               fmt::format("cycle among transforms: {}; expected transforms without cycles",
+                           join(flow, " -> ")));
+        found_cycle = true;
+        return;
       }
       if (c == Color::kWhite) self(self, up);
     }
@@ -837,41 +1113,60 @@ void check_cycles(const Config& cfg) {
     color[t->id] = Color::kBlack;
   };
   for (const auto& t : cfg.transforms) {
+    if (found_cycle) break;
     if (color[t.id] == Color::kWhite) visit(visit, &t);
   }
 }
 
 }  // namespace
 
-Config load_config_text(const std::string& text, const std::string& name) {
+Config load_config_text(const std::string& text, const std::string& name, bool defer_errors) {
   auto file = std::make_shared<const std::string>(name);
+  auto errors = std::make_shared<ConfigErrors>(name);
   YAML::Node root;
-  try {
-    std::istringstream in(text);
-    YAML::Parser parser(in);
-    PrepassHandler handler(*file);
-    while (parser.HandleNextDocument(handler)) {
+  {
+    PrepassHandler handler(*file, text, *errors);
+    try {
+      std::istringstream in(text);
+      YAML::Parser parser(in);
+      while (parser.HandleNextDocument(handler)) {
+      }
+      root = YAML::Load(text);
+    } catch (const YAML::Exception& e) {
+      // After an unclosed quote, the syntax error is its consequence.
+      if (!handler.unclosed_quote()) {
+        errors->add(position(*file, e.mark) +
+                    fmt::format(": invalid YAML: {}; expected valid YAML", e.msg));
+      }
+      errors->finish();
     }
-    root = YAML::Load(text);
-  } catch (const YAML::Exception& e) {
-    fail_at(*file, e.mark, fmt::format("invalid YAML: {}; expected valid YAML", e.msg));
+    // An unclosed quote swallowed keys: what follows would mislead.
+    if (handler.unclosed_quote()) errors->finish();
   }
   if (!root.IsDefined() || root.IsNull()) {
-    fail_at(*file, YAML::Mark::null_mark(),
-            "the configuration is empty; expected a mapping with at least sources and sinks");
+    errors->add(position(*file, YAML::Mark::null_mark()) +
+                ": the configuration is empty; expected a mapping with at least sources and "
+                "sinks");
+    errors->finish();
   }
   if (!root.IsMap()) {
-    fail_at(*file, root.Mark(),
-            fmt::format("the top level is {}; expected a mapping with at least sources and sinks",
-                        kind_of(root)));
+    errors->add(position(*file, root.Mark()) +
+                fmt::format(": the top level is {}; expected a mapping with at least sources and "
+                            "sinks",
+                            kind_of(root)));
+    errors->finish();
   }
 
   Config cfg;
   cfg.file = name;
-  ConfigNode top(root, file, "");
+  cfg.errors = errors;
+  ConfigNode top(root, file, "", errors);
   cfg.data_dir = top.str("data_dir", std::string(kDefaultDataDir));
   cfg.data_dir_at = top.has("data_dir") ? top.where("data_dir") : name + ":1:1";
-  if (cfg.data_dir.empty()) top.fail("data_dir", "data_dir is empty; expected a directory path");
+  if (cfg.data_dir.empty()) {
+    top.error("data_dir", "data_dir is empty; expected a directory path");
+    cfg.data_dir = std::string(kDefaultDataDir);
+  }
   cfg.threads = static_cast<int>(top.integer("threads", 0, 1, kMaxThreads));
   if (auto admin = top.map("admin")) {
     cfg.admin_address = admin->address("address", std::nullopt);
@@ -883,25 +1178,26 @@ Config load_config_text(const std::string& text, const std::string& name) {
     cfg.log_format = log->choice("format", cfg.log_format, {"text", "json"});
     log->finish();
   }
-  std::map<std::string, IdInfo> ids;
-  read_components(top, file, "sources", "source", ids, cfg.sources);
-  read_components(top, file, "transforms", "transform", ids, cfg.transforms);
-  read_components(top, file, "sinks", "sink", ids, cfg.sinks);
+  LoadState st{name, *errors, {}, {}};
+  size_t sources = read_components(top, file, "sources", "source", st, cfg.sources);
+  read_components(top, file, "transforms", "transform", st, cfg.transforms);
+  size_t sinks = read_components(top, file, "sinks", "sink", st, cfg.sinks);
   top.finish();
 
-  if (cfg.sources.empty()) {
-    fail_at(name, root.Mark(), "no sources are configured; expected at least one under sources");
+  if (sources == 0) {
+    st.add(root.Mark(), "no sources are configured; expected at least one under sources");
   }
-  if (cfg.sinks.empty()) {
-    fail_at(name, root.Mark(), "no sinks are configured; expected at least one under sinks");
+  if (sinks == 0) {
+    st.add(root.Mark(), "no sinks are configured; expected at least one under sinks");
   }
-  check_inputs(cfg, cfg.transforms);
-  check_inputs(cfg, cfg.sinks);
-  check_cycles(cfg);
+  check_inputs(cfg, cfg.transforms, st);
+  check_inputs(cfg, cfg.sinks, st);
+  check_cycles(cfg, st);
+  if (!defer_errors) errors->finish();
   return cfg;
 }
 
-Config load_config(const std::string& path) {
+Config load_config(const std::string& path, bool defer_errors) {
   // O_NONBLOCK: a FIFO must not hang `check`; only a regular file of at most 16 MiB is read.
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
   if (fd < 0) throw ConfigError(path + ":1:1: cannot read: " + std::strerror(errno));
@@ -917,8 +1213,8 @@ Config load_config(const std::string& path) {
   constexpr off_t kMaxConfigBytes = 16 << 20;
   if (st.st_size > kMaxConfigBytes) {
     ::close(fd);
-    throw ConfigError(fmt::format("{}:1:1: the file is {} bytes; expected at most 16MiB", path,
-                                  st.st_size));
+    throw ConfigError(
+        fmt::format("{}:1:1: the file is {} bytes; expected at most 16MiB", path, st.st_size));
   }
   std::string text;
   char buf[65536];
@@ -938,7 +1234,7 @@ Config load_config(const std::string& path) {
     }
   }
   ::close(fd);
-  return load_config_text(text, path);
+  return load_config_text(text, path, defer_errors);
 }
 
 }  // namespace logship

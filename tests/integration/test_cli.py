@@ -67,6 +67,91 @@ class Cli(unittest.TestCase):
                 self.assertTrue(msg.startswith(path + pos), msg)
                 self.assertIn(word, msg)
 
+    def test_an_unclosed_quote_is_reported_where_it_opened(self):
+        """Verifies that a quoted string left open, which YAML folds over the `key:` lines after it
+        (to the end of the file, or to a later quote), exits 2 with one message at the line and
+        column of the opening quote, from check and run; a multi-line quoted string passes."""
+        rest = (f"sources:\n  app: {{type: file, include: [\"{self.tmp.join('logs', '*.log')}\"]}}\n"
+                "sinks:\n  bh: {type: blackhole, inputs: [app]}\n")
+        cases = {
+            "eof.yaml": ('data_dir: "/tmp/d\nthreads: 2\nlog:\n  level: debug\n', ":1:11:",
+                         "the end of the file (line 4; line 2 looks like a key: \"threads: 2\")"),
+            "later.yaml": (f"threads: 2\ndata_dir: '{self.tmp.join('data')}\nlog: {{level: 'debug'}}\n" + rest,
+                           ":2:11:", "line 3 looks like a key"),
+            "eof_plain.yaml": (f"data_dir: {self.tmp.join('data')}\n"
+                               f"sources:\n  app: {{type: file, include: [\"{self.tmp.join('logs', '*.log')}\"]}}\n"
+                               "sinks:\n  bh:\n    type: blackhole\n    inputs: [app]\n    print_interval: \"1s\n  \n",
+                               ":8:21:", "the end of the file (line 9)"),
+        }
+        for name, (text, pos, words) in cases.items():
+            with self.subTest(name):
+                path = self.write(name, text)
+                for cmd in ("check", "run"):
+                    r = run_logship(cmd, "-c", path, timeout=20)
+                    self.assertEqual(r.returncode, 2, r.stdout + r.stderr)
+                    msg = r.stderr.strip()
+                    self.assertEqual(len(msg.splitlines()), 1, msg)
+                    self.assertTrue(msg.startswith(path + pos + " unclosed quote"), msg)
+                    self.assertIn(words, msg)
+        legit = (f"data_dir: {self.tmp.join('data')}\n"
+                 f"sources:\n  app:\n    type: file\n    include: [\"{self.tmp.join('logs', '*.log')}\"]\n"
+                 "    sourcetype: \"a sourcetype\n      over two lines\"\n"
+                 "    index: 'main,\n      with a colon: inside'\n"
+                 "sinks:\n  bh: {type: blackhole, inputs: [app]}\n")
+        r = run_logship("check", "-c", self.write("legit.yaml", legit))
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+
+    def test_every_error_is_reported_in_file_order(self):
+        """Verifies that check and run report every error of a config, one line each in line order
+        (a bad top-level value, a bad source key, a bad sink key and an unknown key), although the
+        sinks are checked before the sources."""
+        text = (f"data_dir: {self.tmp.join('data')}\n"
+                "threads: lots\n"
+                "sources:\n"
+                "  app:\n"
+                "    type: file\n"
+                f"    include: [\"{self.tmp.join('logs', '*.log')}\"]\n"
+                "    read_from: middle\n"
+                "sinks:\n"
+                "  bh:\n"
+                "    type: blackhole\n"
+                "    inputs: [app]\n"
+                "    print_interval: soon\n"
+                "    colour: blue\n")
+        path = self.write("three.yaml", text)
+        for cmd in ("check", "run"):
+            with self.subTest(cmd):
+                r = run_logship(cmd, "-c", path, timeout=20)
+                self.assertEqual(r.returncode, 2, r.stdout + r.stderr)
+                lines = r.stderr.strip().splitlines()
+                self.assertEqual(len(lines), 4, r.stderr)
+                self.assertTrue(lines[0].startswith(path + ":2:10: invalid integer \"lots\""), lines[0])
+                self.assertTrue(lines[1].startswith(path + ":7:16: invalid read_from \"middle\""), lines[1])
+                self.assertTrue(lines[2].startswith(path + ":12:21: invalid duration \"soon\""), lines[2])
+                self.assertTrue(lines[3].startswith(path + ":13:5: unknown key \"colour\" in sinks.bh"), lines[3])
+
+    def test_an_unknown_key_is_reported_next_to_the_error_it_causes(self):
+        """Verifies that `codex: json` (a typo of codec) next to timestamp in a file source is
+        reported as an unknown key (did you mean codec), in line order with the timestamp error
+        that follows from it."""
+        text = (f"data_dir: {self.tmp.join('data')}\n"
+                "sources:\n"
+                "  app:\n"
+                "    type: file\n"
+                f"    include: [\"{self.tmp.join('logs', '*.log')}\"]\n"
+                "    codex: json\n"
+                "    timestamp: {field: time}\n"
+                "sinks:\n"
+                "  bh: {type: blackhole, inputs: [app]}\n")
+        path = self.write("codex.yaml", text)
+        r = run_logship("check", "-c", path)
+        self.assertEqual(r.returncode, 2, r.stdout + r.stderr)
+        lines = r.stderr.strip().splitlines()
+        self.assertEqual(len(lines), 2, r.stderr)
+        self.assertTrue(lines[0].startswith(path + ":6:5: unknown key \"codex\" in sources.app"), lines[0])
+        self.assertIn('did you mean "codec"?', lines[0])
+        self.assertTrue(lines[1].startswith(path + ":7:16: timestamp requires codec: json"), lines[1])
+
     def test_a_file_source_that_would_read_logships_own_output_is_refused(self):
         """Verifies that `check` refuses (exit 2) a file sink whose path a file source's glob
         matches, naming both positions, and accepts it once an exclude removes it. It also refuses

@@ -62,11 +62,13 @@ class BlackholeSink : public Sink {
 }  // namespace
 
 void register_sinks_blackhole(Registry& r) {
-  r.add_sink("blackhole", [](ConfigNode& cfg, const ComponentContext& ctx) -> std::unique_ptr<Sink> {
-    auto interval = cfg.duration("print_interval", std::chrono::seconds(1));
-    cfg.touch("buffer");
-    return std::make_unique<BlackholeSink>(interval, ctx);
-  });
+  r.add_sink("blackhole",
+             [](ConfigNode& cfg, const ComponentContext& ctx) -> std::unique_ptr<Sink> {
+               auto interval = cfg.duration("print_interval", std::chrono::seconds(1));
+               cfg.touch("buffer");
+               cfg.throw_if_errors();
+               return std::make_unique<BlackholeSink>(interval, ctx);
+             });
 }
 
 }  // namespace logship

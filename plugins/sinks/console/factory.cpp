@@ -4,7 +4,8 @@
 
 namespace logship {
 void register_sinks_console(Registry& r) {
-  r.add_sink("console", [](ConfigNode&, const ComponentContext& ctx) -> std::unique_ptr<Sink> {
+  r.add_sink("console", [](ConfigNode& cfg, const ComponentContext& ctx) -> std::unique_ptr<Sink> {
+    cfg.throw_if_errors();
     return std::make_unique<JsonLinesSink>("", ctx);
   });
 }

@@ -6,7 +6,8 @@ namespace logship {
 void register_sinks_file(Registry& r) {
   r.add_sink("file", [](ConfigNode& cfg, const ComponentContext& ctx) -> std::unique_ptr<Sink> {
     std::string path = cfg.str("path");
-    if (path.empty()) cfg.fail("path", "path must not be empty");
+    if (path.empty()) cfg.error("path", "path must not be empty");
+    cfg.throw_if_errors();
     return std::make_unique<JsonLinesSink>(path, ctx);
   });
 }

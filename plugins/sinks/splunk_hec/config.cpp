@@ -32,7 +32,7 @@ void read_template(ConfigNode& cfg, std::string_view key, HecTemplate::Meta meta
   auto v = cfg.opt_str(key);
   if (!v) return;
   std::string error;
-  if (!HecTemplate::parse(*v, out, error)) cfg.fail(key, error);
+  if (!HecTemplate::parse(*v, out, error)) cfg.error(key, error);
   if (out.kind == HecTemplate::Kind::kLiteral && out.value.empty()) {
     out.kind = HecTemplate::Kind::kFromEvent;  // "" = unset
     out.meta = meta;
@@ -42,7 +42,7 @@ void read_template(ConfigNode& cfg, std::string_view key, HecTemplate::Meta meta
 std::chrono::nanoseconds positive(ConfigNode& cfg, std::string_view key,
                                   std::chrono::nanoseconds def) {
   auto d = cfg.duration(key, def);
-  if (d <= std::chrono::nanoseconds::zero()) cfg.fail(key, "must be greater than 0");
+  if (d <= std::chrono::nanoseconds::zero()) cfg.error(key, "must be greater than 0");
   return d;
 }
 
@@ -148,11 +148,11 @@ HecSinkConfig parse_hec_sink_config(ConfigNode& cfg, const std::string& data_dir
                                     const std::string& sink_id) {
   HecSinkConfig c;
   c.endpoints = cfg.list("endpoints");
-  if (c.endpoints.empty()) cfg.fail("endpoints", "at least one endpoint is required");
+  if (c.endpoints.empty()) cfg.error("endpoints", "at least one endpoint is required");
   for (auto& e : c.endpoints) {
     std::string error;
     std::string n = normalize_hec_endpoint(e, error);
-    if (n.empty()) cfg.fail("endpoints", error);
+    if (n.empty()) cfg.error("endpoints", error);
     e = std::move(n);
   }
   c.token = cfg.secret("token");
@@ -166,7 +166,7 @@ HecSinkConfig parse_hec_sink_config(ConfigNode& cfg, const std::string& data_dir
 
   if (auto b = cfg.map("batch")) {
     c.batch_max_bytes = b->size("max_bytes", HecSinkConfig::kDefaultBatchMaxBytes);
-    if (c.batch_max_bytes < 1024) b->fail("max_bytes", "must be at least 1KiB");
+    if (c.batch_max_bytes < 1024) b->error("max_bytes", "must be at least 1KiB");
     c.batch_max_events = static_cast<uint64_t>(
         b->integer("max_events", HecSinkConfig::kDefaultBatchMaxEvents, 1, 1000000));
     c.batch_timeout = positive(*b, "timeout", HecSinkConfig::kDefaultBatchTimeout);
@@ -183,7 +183,7 @@ HecSinkConfig parse_hec_sink_config(ConfigNode& cfg, const std::string& data_dir
         positive(*r, "initial_backoff", HecSinkConfig::kDefaultInitialBackoff);
     c.retry_max_backoff = positive(*r, "max_backoff", HecSinkConfig::kDefaultMaxBackoff);
     if (c.retry_max_backoff < c.retry_initial_backoff)
-      r->fail("max_backoff", "must not be smaller than retry.initial_backoff");
+      r->error("max_backoff", "must not be smaller than retry.initial_backoff");
     r->finish();
   }
   if (auto a = cfg.map("acknowledgements")) {
@@ -203,23 +203,23 @@ HecSinkConfig parse_hec_sink_config(ConfigNode& cfg, const std::string& data_dir
     c.tls.server_name = t->str("server_name", "");
     c.tls.min_version = t->choice("min_version", "1.2", {"1.2", "1.3"});
     if (!c.tls.key_file.empty() && c.tls.cert_file.empty())
-      t->fail("key_file", "tls.key_file needs tls.cert_file");
+      t->error("key_file", "tls.key_file needs tls.cert_file");
     if (c.tls.server_name.find_first_of(":/ ") != std::string::npos)
-      t->fail("server_name", "expected a host name");
+      t->error("server_name", "expected a host name");
     // The files are read now: a missing or malformed one is a config error, not an agent that
     // starts, reports ready and never sends.
     if (!c.tls.ca_file.empty())
       if (auto e = check_pem_certificates(c.tls.ca_file); !e.empty())
-        t->fail("ca_file", e + "; expected a PEM file of CA certificates");
+        t->error("ca_file", e + "; expected a PEM file of CA certificates");
     if (!c.tls.ca_dir.empty())
       if (auto e = check_ca_dir(c.tls.ca_dir); !e.empty())
-        t->fail("ca_dir", e + "; expected a directory of hashed CA certificates");
+        t->error("ca_dir", e + "; expected a directory of hashed CA certificates");
     if (!c.tls.cert_file.empty()) {
       auto e = c.tls.key_file.empty() ? check_pem_certificates(c.tls.cert_file)
                                       : check_cert_and_key(c.tls.cert_file, c.tls.key_file);
       if (!e.empty())
-        t->fail(e.find("private key") != std::string::npos ? "key_file" : "cert_file",
-                e + "; expected a PEM certificate and its unencrypted PEM private key");
+        t->error(e.find("private key") != std::string::npos ? "key_file" : "cert_file",
+                 e + "; expected a PEM certificate and its unencrypted PEM private key");
     }
     t->finish();
   }
@@ -227,7 +227,7 @@ HecSinkConfig parse_hec_sink_config(ConfigNode& cfg, const std::string& data_dir
   if (auto d = cfg.map("dead_letter")) {
     c.dead_letter_path = d->str("path", c.dead_letter_path);
     c.dead_letter_max_bytes = d->size("max_bytes", HecSinkConfig::kDefaultDeadLetterMaxBytes);
-    if (c.dead_letter_max_bytes < 4096) d->fail("max_bytes", "must be at least 4KiB");
+    if (c.dead_letter_max_bytes < 4096) d->error("max_bytes", "must be at least 4KiB");
     d->finish();
   }
   read_template(cfg, "host", HecTemplate::Meta::kHost, c.host);

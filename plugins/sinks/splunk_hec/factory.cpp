@@ -7,10 +7,12 @@
 namespace logship {
 
 void register_sinks_splunk_hec(Registry& r) {
-  r.add_sink(
-      "splunk_hec", [](ConfigNode& cfg, const ComponentContext& ctx) -> std::unique_ptr<Sink> {
-        return std::make_unique<HecSink>(parse_hec_sink_config(cfg, ctx.data_dir, ctx.id), ctx);
-      });
+  r.add_sink("splunk_hec",
+             [](ConfigNode& cfg, const ComponentContext& ctx) -> std::unique_ptr<Sink> {
+               HecSinkConfig c = parse_hec_sink_config(cfg, ctx.data_dir, ctx.id);
+               cfg.throw_if_errors();
+               return std::make_unique<HecSink>(std::move(c), ctx);
+             });
 }
 
 }  // namespace logship

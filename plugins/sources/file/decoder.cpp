@@ -20,17 +20,17 @@ FileDecodeConfig FileDecodeConfig::parse(ConfigNode& cfg, uint64_t max_line_byte
   c.codec = cfg.choice("codec", std::string("lines"), {"lines", "json", "cri", "docker"});
   if (auto ts = cfg.map("timestamp")) {
     if (c.codec != "json")
-      cfg.fail("timestamp",
-               "timestamp requires codec: json (it names a field of the JSON record; cri and "
-               "docker records carry their own time)");
+      cfg.error("timestamp",
+                "timestamp requires codec: json (it names a field of the JSON record; cri and "
+                "docker records carry their own time)");
     std::string field = ts->str("field");
     if (field.empty() || field.front() == '.' || field.back() == '.' ||
         field.find("..") != std::string::npos)
-      ts->fail("field", "timestamp.field must be a field name or a dotted path such as a.b");
+      ts->error("field", "timestamp.field must be a field name or a dotted path such as a.b");
     c.timestamp_field = std::move(field);
     c.timestamp_format = ts->str("format", std::string("rfc3339"));
     std::string err = decode::TimestampFormat::validate(c.timestamp_format);
-    if (!err.empty()) ts->fail("format", "timestamp.format: " + err);
+    if (!err.empty()) ts->error("format", "timestamp.format: " + err);
     ts->finish();
   }
   if (auto ml = cfg.map("multiline")) {
@@ -41,16 +41,16 @@ FileDecodeConfig FileDecodeConfig::parse(ConfigNode& cfg, uint64_t max_line_byte
                         {"continue_through", "continue_past", "halt_before", "halt_with"});
     c.multiline_timeout = ml->duration("timeout", std::chrono::seconds(1));
     if (c.multiline_timeout < std::chrono::milliseconds(1))
-      ml->fail("timeout", "multiline.timeout must be at least 1ms");
+      ml->error("timeout", "multiline.timeout must be at least 1ms");
     c.multiline_max_lines = static_cast<uint64_t>(ml->integer("max_lines", 500, 1, 1'000'000));
     c.multiline_max_bytes = ml->size("max_bytes", 1 << 20);
     if (c.multiline_max_bytes < 1 || c.multiline_max_bytes > (64ull << 20))
-      ml->fail("max_bytes", "multiline.max_bytes must be between 1 and 64MiB");
+      ml->error("max_bytes", "multiline.max_bytes must be between 1 and 64MiB");
     auto check = [&](const char* key, const std::string& pattern) {
       RE2::Options opts;
       opts.set_log_errors(false);
       RE2 re(pattern, opts);
-      if (!re.ok()) ml->fail(key, std::string(key) + " is not a valid RE2 pattern: " + re.error());
+      if (!re.ok()) ml->error(key, std::string(key) + " is not a valid RE2 pattern: " + re.error());
     };
     check("start_pattern", c.start_pattern);
     check("condition_pattern", c.condition_pattern);

@@ -5,7 +5,9 @@
 namespace logship {
 void register_sources_file(Registry& r) {
   r.add_source("file", [](ConfigNode& cfg, const ComponentContext& ctx) -> std::unique_ptr<Source> {
-    return std::make_unique<FileSource>(FileSourceConfig::parse(cfg), ctx);
+    FileSourceConfig c = FileSourceConfig::parse(cfg);
+    cfg.throw_if_errors();
+    return std::make_unique<FileSource>(std::move(c), ctx);
   });
 }
 }  // namespace logship

@@ -15,17 +15,18 @@ S3SourceConfig S3SourceConfig::parse(ConfigNode& cfg) {
   S3SourceConfig c;
   c.mode = cfg.choice("mode", std::nullopt, {"poll", "sqs"});
   if (c.mode == "sqs")
-    cfg.fail("mode", "mode: sqs (S3 event notifications through SQS) is not available in this "
-                     "version; use mode: poll");
+    cfg.error("mode",
+              "mode: sqs (S3 event notifications through SQS) is not available in this "
+              "version; use mode: poll");
   c.bucket = cfg.str("bucket");
   if (c.bucket.empty() || c.bucket.size() > 255 || c.bucket.find('/') != std::string::npos)
-    cfg.fail("bucket", "bucket must be a bucket name (no '/', at most 255 characters)");
+    cfg.error("bucket", "bucket must be a bucket name (no '/', at most 255 characters)");
   cfg.touch("queue_url");
-  if (cfg.has("queue_url")) cfg.fail("queue_url", "queue_url is only used with mode: sqs");
+  if (cfg.has("queue_url")) cfg.error("queue_url", "queue_url is only used with mode: sqs");
   c.prefix = cfg.list("prefix", std::vector<std::string>{""});
   if (c.prefix.empty()) c.prefix.push_back("");
   for (auto& p : c.prefix)
-    if (p.size() > 1024) cfg.fail("prefix", "a prefix is at most 1024 bytes (S3's key limit)");
+    if (p.size() > 1024) cfg.error("prefix", "a prefix is at most 1024 bytes (S3's key limit)");
   c.key_include = cfg.list("key_include", std::vector<std::string>{});
   c.key_exclude = cfg.list("key_exclude", std::vector<std::string>{});
   c.format = cfg.choice("format", std::nullopt, {"cloudtrail", "vpcflow", "ndjson", "lines"});
@@ -34,7 +35,7 @@ S3SourceConfig S3SourceConfig::parse(ConfigNode& cfg) {
   c.endpoint = cfg.str("endpoint", std::string());
   if (!c.endpoint.empty() && c.endpoint.rfind("http://", 0) != 0 &&
       c.endpoint.rfind("https://", 0) != 0)
-    cfg.fail("endpoint", "endpoint must be an http:// or https:// URL");
+    cfg.error("endpoint", "endpoint must be an http:// or https:// URL");
   if (cfg.has("force_path_style")) c.force_path_style = cfg.boolean("force_path_style", false);
   if (auto cr = cfg.map("credentials")) {
     c.credentials.access_key_id = cr->str("access_key_id", std::string());
@@ -43,37 +44,38 @@ S3SourceConfig S3SourceConfig::parse(ConfigNode& cfg) {
     c.credentials.profile = cr->str("profile", std::string());
     c.credentials.role_arn = cr->str("role_arn", std::string());
     if (c.credentials.access_key_id.empty() != !c.credentials.secret_access_key)
-      cr->fail("", "credentials: access_key_id and secret_access_key go together");
+      cr->error("", "credentials: access_key_id and secret_access_key go together");
     if (c.credentials.session_token && c.credentials.access_key_id.empty())
-      cr->fail("session_token", "credentials: session_token needs access_key_id");
+      cr->error("session_token", "credentials: session_token needs access_key_id");
     if (!c.credentials.profile.empty() && !c.credentials.access_key_id.empty())
-      cr->fail("profile", "credentials: give either keys or a profile, not both");
+      cr->error("profile", "credentials: give either keys or a profile, not both");
     cr->finish();
   }
   c.poll_interval = cfg.duration("poll_interval", std::chrono::seconds(60));
   if (c.poll_interval < std::chrono::milliseconds(100))
-    cfg.fail("poll_interval", "poll_interval must be at least 100ms");
+    cfg.error("poll_interval", "poll_interval must be at least 100ms");
   if (auto s = cfg.opt_str("since")) {
     int64_t ns = 0;
     if (!decode::parse_rfc3339(*s, ns))
-      cfg.fail("since", "since must be an RFC 3339 time such as 2026-01-31T00:00:00Z");
+      cfg.error("since", "since must be an RFC 3339 time such as 2026-01-31T00:00:00Z");
     c.since_ns = ns;
   }
   c.lookback = cfg.duration("lookback", std::chrono::hours(24));
-  if (c.lookback < std::chrono::minutes(1)) cfg.fail("lookback", "lookback must be at least 1m");
+  if (c.lookback < std::chrono::minutes(1)) cfg.error("lookback", "lookback must be at least 1m");
   c.max_concurrent_objects = cfg.integer("max_concurrent_objects", 4, 1, 256);
   c.max_object_bytes = cfg.size("max_object_bytes", 10ull << 30);
-  if (c.max_object_bytes < 1024) cfg.fail("max_object_bytes", "max_object_bytes must be at least 1KiB");
+  if (c.max_object_bytes < 1024)
+    cfg.error("max_object_bytes", "max_object_bytes must be at least 1KiB");
   cfg.touch("visibility_timeout");
   if (cfg.has("visibility_timeout"))
-    cfg.fail("visibility_timeout", "visibility_timeout is only used with mode: sqs");
+    cfg.error("visibility_timeout", "visibility_timeout is only used with mode: sqs");
   c.indexed_fields = cfg.list("indexed_fields", std::vector<std::string>{});
   if (!c.indexed_fields.empty() && c.format != "cloudtrail")
-    cfg.fail("indexed_fields", "indexed_fields applies to format: cloudtrail");
+    cfg.error("indexed_fields", "indexed_fields applies to format: cloudtrail");
   if (auto v = cfg.map("vpcflow")) {
     c.vpc_emit_json = v->choice("emit", "raw", {"raw", "json"}) == "json";
     v->finish();
-    if (c.format != "vpcflow") cfg.fail("vpcflow", "vpcflow options apply to format: vpcflow");
+    if (c.format != "vpcflow") cfg.error("vpcflow", "vpcflow options apply to format: vpcflow");
   }
   if (auto s = cfg.map("sse_c")) {
     auto path = s->str("key_file");
@@ -81,18 +83,20 @@ S3SourceConfig S3SourceConfig::parse(ConfigNode& cfg) {
     try {
       key = Secret::read_file(path, SecretForm::kBytes);
     } catch (const std::exception& e) {
-      s->fail("key_file", e.what());
+      s->error("key_file", e.what());
     }
     if (key.size() != 32 && key.size() != 44)
-      s->fail("key_file", "the SSE-C key file must hold a 256-bit key: 32 raw bytes or 44 "
-                          "characters of base64");
-    c.sse_c_key = SecretStore::instance().add(std::move(key), path, SecretForm::kBytes);
+      s->error("key_file",
+               "the SSE-C key file must hold a 256-bit key: 32 raw bytes or 44 "
+               "characters of base64");
+    if (!s->has_error("key_file"))
+      c.sse_c_key = SecretStore::instance().add(std::move(key), path, SecretForm::kBytes);
     s->finish();
   }
   if (cfg.has("client_side_encryption"))
-    cfg.fail("client_side_encryption",
-             "client_side_encryption is not available in this version (S3 Encryption Client "
-             "objects come with the SQS/KMS issue)");
+    cfg.error("client_side_encryption",
+              "client_side_encryption is not available in this version (S3 Encryption Client "
+              "objects come with the SQS/KMS issue)");
   c.host = cfg.str("host", std::string());
   c.sourcetype = cfg.str("sourcetype", c.format == "cloudtrail" ? std::string("aws:cloudtrail")
                                        : c.format == "vpcflow"

@@ -8,7 +8,9 @@ namespace logship {
 
 void register_sources_s3(Registry& r) {
   r.add_source("s3", [](ConfigNode& cfg, const ComponentContext& ctx) {
-    return s3::make_s3_source(S3SourceConfig::parse(cfg), ctx);
+    S3SourceConfig c = S3SourceConfig::parse(cfg);
+    cfg.throw_if_errors();
+    return s3::make_s3_source(std::move(c), ctx);
   });
 }
 

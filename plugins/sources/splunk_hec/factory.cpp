@@ -8,7 +8,9 @@ namespace logship {
 
 void register_sources_splunk_hec(Registry& r) {
   r.add_source("splunk_hec", [](ConfigNode& cfg, const ComponentContext& ctx) {
-    return hec_receiver::make_hec_source(hec_receiver::parse_hec_source_config(cfg), ctx);
+    auto c = hec_receiver::parse_hec_source_config(cfg);
+    cfg.throw_if_errors();
+    return hec_receiver::make_hec_source(std::move(c), ctx);
   });
 }
 

@@ -221,8 +221,9 @@ sinks:
 )");
   CHECK(starts_with(msg, "t.yaml:7:18: environment variable LOGSHIP_TEST_UNSET is not set"));
   CHECK_THROWS_AS(interpolate("${LOGSHIP_TEST_UNSET}"), std::invalid_argument);
-  CHECK(starts_with(load_error("sources: { a: { type: \"${oops\" } }\n"),
-                    "t.yaml:1:23: unterminated \"${\""));
+  // Reported with the others ("no sinks" at the start of the file comes first).
+  CHECK(contains(load_error("sources: { a: { type: \"${oops\" } }\n"),
+                 "\nt.yaml:1:23: unterminated \"${\""));
 }
 
 TEST_CASE("config: ${VAR:-default} falls back when the variable is unset or empty") {
@@ -509,6 +510,97 @@ log: { level: debug, format: json }
   CHECK(starts_with(load_error(std::string(kMinimal) + "log: { level: loud }\n"),
                     "t.yaml:5:15: invalid level \"loud\"; expected one of: trace, debug, info, "
                     "warn, error"));
+}
+
+TEST_CASE("config: an unclosed quote is an error where it opened, not a folded string") {
+  // Verifies that a quoted scalar running over `key:` lines, or to the end of the file, is
+  // reported at its opening quote, and that the syntax error it causes is not reported.
+  CHECK(load_error("data_dir: \"/tmp/d\nthreads: 2\nlog:\n  level: debug\n") ==
+        "t.yaml:1:11: unclosed quote: the string opened here runs on to the end of the file "
+        "(line 4; line 2 looks like a key: \"threads: 2\"); expected the closing \" on line 1");
+  CHECK(load_error(std::string(kMinimal) + "data_dir: '/srv/ls\nthreads: 2\nlog: {level: 'x'}\n") ==
+        "t.yaml:5:11: unclosed quote: the string opened here runs on to line 7 (line 6 looks "
+        "like a key: \"threads: 2\"); expected the closing ' on line 5");
+  CHECK(load_error(
+            "sources:\n  app: {type: file, include: \"/a}\nsinks:\n  out: {type: console}\n") ==
+        "t.yaml:2:30: unclosed quote: the string opened here runs on to the end of the file "
+        "(line 4; line 3 looks like a key: \"sinks:\"); expected the closing \" on line 2");
+  CHECK(starts_with(load_error(std::string(kMinimal) + "data_dir: \"/srv/ls\n"),
+                    "t.yaml:5:11: unclosed quote: the string opened here runs on to the end of "
+                    "the file (line 5); expected the closing \" on line 5"));
+  // Multi-line quoted strings without key lookalikes, escapes and '' are fine.
+  Config ok =
+      load_config_text(std::string(kMinimal) + "data_dir: \"/srv/a\n  b \\\" c\"\n", "t.yaml");
+  CHECK(ok.data_dir == "/srv/a b \" c");
+  CHECK(starts_with(load_error(std::string(kMinimal) + "log: {level: 'de''\n  bug'}\n"),
+                    "t.yaml:5:14: invalid level \"de' bug\""));
+}
+
+TEST_CASE("config: every error of a load is reported, one a line, in file order") {
+  // Verifies that the loader goes on after an error: a bad value reads as its default, a
+  // component in error is left out without an error for each input naming it.
+  std::string msg = load_error(R"(threads: lots
+log: { level: loud, colour: red }
+sinks:
+  out: { type: console, inputs: [app, gone, BAD] }
+sources:
+  app: { type: file, include: /a }
+  BAD: { type: file }
+  notype: { include: /a }
+bogus: 1
+data_dir: ""
+)");
+  CHECK(
+      msg ==
+      "t.yaml:1:10: invalid integer \"lots\"; expected an integer from 1 to 1024\n"
+      "t.yaml:2:15: invalid level \"loud\"; expected one of: trace, debug, info, warn, error\n"
+      "t.yaml:2:21: unknown key \"colour\" in log; expected one of: format, level\n"
+      "t.yaml:4:39: unknown input \"gone\" in sinks.out; expected a source or transform: app\n"
+      "t.yaml:7:3: invalid component id \"BAD\" in sources; expected lowercase letters, digits "
+      "and _ ([a-z0-9_]+)\n"
+      "t.yaml:8:11: missing required key type in sources.notype; expected a string\n"
+      "t.yaml:9:1: unknown key \"bogus\" at the top level; expected one of: admin, data_dir, log, "
+      "sinks, sources, threads, transforms\n"
+      "t.yaml:10:11: data_dir is empty; expected a directory path");
+  // Duplicate keys and unset variables are reported with the rest; an identical message once.
+  ::unsetenv("LOGSHIP_TEST_UNSET");
+  msg = load_error(std::string(kMinimal) + "data_dir: ${LOGSHIP_TEST_UNSET}\nthreads: 1\n" +
+                   "threads: 2\n");
+  CHECK(msg ==
+        "t.yaml:5:11: environment variable LOGSHIP_TEST_UNSET is not set; expected it to be set, "
+        "or a default such as ${LOGSHIP_TEST_UNSET:-value}\n"
+        "t.yaml:7:1: duplicate key \"threads\" at the top level (first at line 6); expected each "
+        "key once per mapping");
+}
+
+TEST_CASE("config: while collecting, an error about a key hides the errors that follow from it") {
+  // Verifies getters record and return a neutral value, later errors on the same key are
+  // suppressed, fail() still throws and finish() reports every unknown key.
+  auto errors = std::make_shared<ConfigErrors>("n.yaml");
+  ConfigNode n(YAML::Load("count: x\nsize: 1\nname: [a]\nextra: 1\nmore: 2\n"),
+               std::make_shared<const std::string>("n.yaml"), "sinks.s", errors);
+  CHECK(n.integer("count", 5, 1, 10) == 5);
+  CHECK(n.list("include").empty());
+  n.error("include", "include must list at least one glob");  // follows from the missing key
+  CHECK(n.has_error("include"));
+  CHECK(n.str("name", std::string("d")) == "d");
+  CHECK(n.size("size", std::nullopt) == 1);
+  CHECK(n.any_errors());
+  CHECK_FALSE(n.aborted());
+  n.finish();
+  CHECK_THROWS_AS(n.fail("count", "count is bad again"), ConfigError);
+  CHECK(n.aborted());
+  CHECK(error_of([&] { errors->finish(); }) ==
+        "n.yaml:1:1: missing required key include in sinks.s; expected a list of strings (or a "
+        "single string)\n"
+        "n.yaml:1:8: invalid integer \"x\"; expected an integer from 1 to 10\n"
+        "n.yaml:3:7: name is a list; expected a string\n"
+        "n.yaml:4:1: unknown key \"extra\" in sinks.s; expected one of: count, include, name, "
+        "size\n"
+        "n.yaml:5:1: unknown key \"more\" in sinks.s; expected one of: count, include, name, size");
+  // Once finished, errors throw at once again.
+  CHECK(error_of([&] { n.integer("size", 1, 5, 10); }) ==
+        "n.yaml:2:7: 1 is out of range; expected an integer from 5 to 10");
 }
 
 TEST_CASE("config: load_config reads a file and reports an unreadable one with strerror") {
