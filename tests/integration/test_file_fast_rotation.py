@@ -136,9 +136,6 @@ class FastRotation(unittest.TestCase):
     def test_copy_in_place_rotation_every_5_25_100_ms(self):
         """Verifies `cp app.log app.log.1 && : > app.log` (the copy rewritten in place, glob
         app.log*) 100 times at 5, 25 and 100 ms delivers every line exactly once."""
-        if not os.environ.get("LOGSHIP_ROTATION_STARVED_COPY"):
-            self.skipTest("cp-in-place still duplicates a generation in some runs (issue 9 open): "
-                          "LOGSHIP_ROTATION_STARVED_COPY=1 runs it")
         for ms in INTERVALS_MS:
             with self.subTest(interval_ms=ms):
                 self._run("copy", ms, False)
@@ -146,10 +143,7 @@ class FastRotation(unittest.TestCase):
     def test_both_patterns_with_the_reader_starved_by_cpu_bound_neighbours(self):
         """Verifies both rotation patterns at 5, 25 and 100 ms deliver every line exactly once while
         CPU-bound processes (one per core) compete with logship."""
-        # The copy-in-place pattern next to CPU-bound neighbours still duplicates generations in
-        # some runs (issue 9 stays open for it): on demand with LOGSHIP_ROTATION_STARVED_COPY=1.
-        patterns = ("rename", "copy") if os.environ.get("LOGSHIP_ROTATION_STARVED_COPY") else ("rename",)
-        for pattern in patterns:
+        for pattern in ("rename", "copy"):
             for ms in INTERVALS_MS:
                 with self.subTest(pattern=pattern, interval_ms=ms):
                     self._run(pattern, ms, True)

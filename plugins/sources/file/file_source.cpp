@@ -117,25 +117,25 @@ struct FileSource::Tailed {
   uint64_t serial = 0;  // owner of its checkpoint entry (a reused inode gets a new serial)
   dev_t dev = 0;
   ino_t ino = 0;
-  int fd = -1;                // -1: closed to respect max_open_files (reopened by identity)
-  uint64_t offset = 0;        // next byte to read
-  uint64_t line_start = 0;    // file offset of `partial`'s first byte (all before is emitted)
-  std::string partial;        // bytes after the last newline
-  bool partial_split = false; // a part of the line in `partial` was already emitted (split)
-  uint64_t emitted_tail = 0;  // tail hash at line_start (copytruncate detection)
+  int fd = -1;                 // -1: closed to respect max_open_files (reopened by identity)
+  uint64_t offset = 0;         // next byte to read
+  uint64_t line_start = 0;     // file offset of `partial`'s first byte (all before is emitted)
+  std::string partial;         // bytes after the last newline
+  bool partial_split = false;  // a part of the line in `partial` was already emitted (split)
+  uint64_t emitted_tail = 0;   // tail hash at line_start (copytruncate detection)
   // Content hashes are taken from the bytes as they were read, never by reading the file again:
   // by then it may have been truncated and rewritten (a copytruncate right after a write).
-  std::string head;           // the generation's first bytes, while read from 0 (fingerprint)
-  bool head_seq = false;      // head is filled by reading from 0
-  std::string back;           // the last <= kTailHashBytes bytes before back_pos, as read
-  uint64_t back_pos = 0;      // == line_start when `back` is current
-  uint64_t last_size = 0;     // size at the last fstat
-  Fingerprint fp;             // first fingerprint_bytes (grows while the file is shorter)
+  std::string head;        // the generation's first bytes, while read from 0 (fingerprint)
+  bool head_seq = false;   // head is filled by reading from 0
+  std::string back;        // the last <= kTailHashBytes bytes before back_pos, as read
+  uint64_t back_pos = 0;   // == line_start when `back` is current
+  uint64_t last_size = 0;  // size at the last fstat
+  Fingerprint fp;          // first fingerprint_bytes (grows while the file is shorter)
   Clock::time_point last_data = Clock::now();
   Clock::time_point last_active = Clock::now();
   Clock::time_point rotated_since{};
   Clock::time_point last_growth = Clock::now();  // the size last changed (rotate_wait)
-  bool deleted = false;     // its last name was unlinked (st_nlink 0)
+  bool deleted = false;                          // its last name was unlinked (st_nlink 0)
   bool rotated = false;     // the path no longer names this file (renamed or deleted)
   bool drain_only = false;  // found after a rotation while stopped: read to the end, release
   bool wanted = false;      // closed, but new data was signalled
@@ -309,7 +309,8 @@ void FileSource::set_position(Tailed& f, uint64_t start) {
   } else {
     f.head_seq = false;
     std::string().swap(f.head);
-    f.fp = fingerprint_fd(f.fd, static_cast<uint32_t>(cfg_.fingerprint_bytes)).value_or(Fingerprint{});
+    f.fp =
+        fingerprint_fd(f.fd, static_cast<uint32_t>(cfg_.fingerprint_bytes)).value_or(Fingerprint{});
   }
 }
 
@@ -358,7 +359,11 @@ bool FileSource::track(const std::string& path, int fd, const struct stat& st, u
 }
 
 std::optional<uint64_t> FileSource::start_for(const std::string& path, int fd,
-                                              const struct stat& st, bool startup) {
+                                              const struct stat& given, bool startup) {
+  // The file as it is now, not as it was when its descriptor was taken: a copy rewritten in
+  // place may have been truncated since.
+  struct stat st = given;
+  if (::fstat(fd, &st) != 0) st = given;
   uint64_t size = static_cast<uint64_t>(st.st_size);
   uint64_t key = identity(st.st_dev, st.st_ino);
   auto age =
@@ -452,6 +457,13 @@ std::optional<uint64_t> FileSource::start_for(const std::string& path, int fd,
       }
     }
   }
+  // Nothing matched. That holds only if the file stayed put while it was examined: a copy
+  // truncated and rewritten meanwhile fails every comparison and would be taken for a new file
+  // (and read again from 0). It is looked at again on the next pass.
+  struct stat after {};
+  if (::fstat(fd, &after) != 0 || static_cast<uint64_t>(after.st_size) < size) return std::nullopt;
+  for (auto& [l, h] : prefixes)
+    if (hash_prefix(fd, l) != h) return std::nullopt;
   return startup && cfg_.read_from_end ? size : 0;
 }
 
@@ -585,7 +597,8 @@ void FileSource::scan(bool startup) {
     std::lock_guard lk(state_mu_);
     if (std::erase_if(retired_, [&](const Retired& r) { return r.when < cutoff; }) > 0)
       ctx_.checkpoints->mark_dirty(ctx_.id);
-    if (retired_.size() > kMaxRetired) retired_.erase(retired_.begin(), retired_.end() - kMaxRetired);
+    if (retired_.size() > kMaxRetired)
+      retired_.erase(retired_.begin(), retired_.end() - kMaxRetired);
   }
   open_files_.set(open_count());
   tracked_files_.set(static_cast<int64_t>(files_.size()));
@@ -760,7 +773,8 @@ awaitable<size_t> FileSource::read_some(Tailed& f, Fanout& out, bool& stopped) {
     // left to read, so its first batch is not grown by doubling (copies, and up to twice the
     // memory: bench/run many-files).
     size_t backlog = f.last_size > f.offset ? static_cast<size_t>(f.last_size - f.offset) : 0;
-    size_t hint = std::clamp<size_t>(std::max<size_t>(f.last_read, backlog), 4096, kBatchBytes + 64 * 1024);
+    size_t hint =
+        std::clamp<size_t>(std::max<size_t>(f.last_read, backlog), 4096, kBatchBytes + 64 * 1024);
     batch.reserve(std::max<size_t>(16, hint / 192), hint);
     meta[0] = batch.intern(cfg_.host);
     meta[1] = batch.intern(cfg_.source ? *cfg_.source : f.path);
@@ -810,7 +824,8 @@ awaitable<size_t> FileSource::read_some(Tailed& f, Fanout& out, bool& stopped) {
     if (f.head_seq && chunk_off == f.head.size()) {
       // The first bytes as read: the fingerprint of this generation.
       f.head.append(chunk.substr(0, cfg_.fingerprint_bytes - f.head.size()));
-      f.fp = Fingerprint{XXH64(f.head.data(), f.head.size(), 0), static_cast<uint32_t>(f.head.size())};
+      f.fp =
+          Fingerprint{XXH64(f.head.data(), f.head.size(), 0), static_cast<uint32_t>(f.head.size())};
       if (f.head.size() >= cfg_.fingerprint_bytes) {
         f.head_seq = false;
         std::string().swap(f.head);
@@ -818,9 +833,10 @@ awaitable<size_t> FileSource::read_some(Tailed& f, Fanout& out, bool& stopped) {
     }
     // The bytes just before this chunk (the line in progress included), for the tail hash of
     // positions inside it.
-    const std::string pre = f.back_pos == f.line_start && f.line_start + f.partial.size() == chunk_off
-                                ? last_bytes(f.back, f.partial)
-                                : read_back(f.fd, chunk_off);
+    const std::string pre =
+        f.back_pos == f.line_start && f.line_start + f.partial.size() == chunk_off
+            ? last_bytes(f.back, f.partial)
+            : read_back(f.fd, chunk_off);
     sync_back = [&f, &pre, chunk_off, chunk] {
       if (f.back_pos == f.line_start || f.line_start < chunk_off) return;
       f.back = last_bytes(pre, chunk.substr(0, static_cast<size_t>(f.line_start - chunk_off)));
@@ -917,12 +933,12 @@ void FileSource::check_rotation(Tailed& f) {
       if (lost) abandoned_bytes_.inc(lost);
       report_error(
           m_, "read", "truncated",
-          rewritten ? fmt::format("{} was truncated and written again (its first bytes changed); "
-                                  "reading it again from 0{}",
-                                  f.path, lost ? fmt::format(" ({} unread bytes lost)", lost) : "")
-                    : fmt::format("{} was truncated ({} < {}); reading it again from 0{}", f.path,
-                                  size, f.offset,
-                                  lost ? fmt::format(" ({} unread bytes lost)", lost) : ""));
+          rewritten
+              ? fmt::format("{} was truncated and written again (its first bytes changed); "
+                            "reading it again from 0{}",
+                            f.path, lost ? fmt::format(" ({} unread bytes lost)", lost) : "")
+              : fmt::format("{} was truncated ({} < {}); reading it again from 0{}", f.path, size,
+                            f.offset, lost ? fmt::format(" ({} unread bytes lost)", lost) : ""));
       retire({f.fp, f.line_start, f.emitted_tail, f.path, Clock::now()});
       f.partial.clear();
       f.partial_split = false;
@@ -1127,14 +1143,14 @@ void FileSource::watch_gone() {
       } else if (static_cast<uint64_t>(st.st_size) > g.size) {
         uint64_t grew = static_cast<uint64_t>(st.st_size) - g.size;
         abandoned_bytes_.inc(grew);
-        report_error_for(m_, "read", "written_after_release", g.path, std::chrono::minutes(10),
-                         fmt::format("{} grew by {} byte(s) after it was released (rotated, no "
-                                     "growth for rotate_wait {}ms); those bytes are not read: "
-                                     "raise rotate_wait or make the writer reopen sooner",
-                                     g.path, grew,
-                                     std::chrono::duration_cast<std::chrono::milliseconds>(
-                                         cfg_.rotate_wait)
-                                         .count()));
+        report_error_for(
+            m_, "read", "written_after_release", g.path, std::chrono::minutes(10),
+            fmt::format(
+                "{} grew by {} byte(s) after it was released (rotated, no "
+                "growth for rotate_wait {}ms); those bytes are not read: "
+                "raise rotate_wait or make the writer reopen sooner",
+                g.path, grew,
+                std::chrono::duration_cast<std::chrono::milliseconds>(cfg_.rotate_wait).count()));
         g.size = static_cast<uint64_t>(st.st_size);
       }
     }
@@ -1158,9 +1174,9 @@ bool FileSource::decide(Tailed& f) {
     return false;
   }
   uint64_t start = *decided;
-  spdlog::info("[{}] {} ({}) starts at offset {}", ctx_.id, f.path,
-               f.rewritten ? "rewritten in place" : "held while it may have been a copy in progress",
-               start);
+  spdlog::info(
+      "[{}] {} ({}) starts at offset {}", ctx_.id, f.path,
+      f.rewritten ? "rewritten in place" : "held while it may have been a copy in progress", start);
   f.undecided = false;
   set_position(f, start);
   if (f.rewritten) {
@@ -1273,11 +1289,12 @@ awaitable<void> FileSource::run(Fanout& out) {
     for (auto& p : pins) adopt(p);
     for (auto& [first, last] : lost) {
       abandoned_generations_.inc();
-      report_error_for(m_, "read", "generation_lost", first, std::chrono::minutes(1),
-                       fmt::format("a generation of {}{} was removed before logship could open "
-                                   "it (rotated out faster than it was read); its content was "
-                                   "not read",
-                                   first, first == last ? "" : fmt::format(" (last named {})", last)));
+      report_error_for(
+          m_, "read", "generation_lost", first, std::chrono::minutes(1),
+          fmt::format("a generation of {}{} was removed before logship could open "
+                      "it (rotated out faster than it was read); its content was "
+                      "not read",
+                      first, first == last ? "" : fmt::format(" (last named {})", last)));
     }
     if (rescan) {
       scan(false);
@@ -1323,14 +1340,15 @@ awaitable<void> FileSource::run(Fanout& out) {
         bool quiet = Clock::now() - since >= cfg_.rotate_wait;
         // Descriptor pressure: more rotated files held than max_open_files: drained ones go
         // first (their later growth is counted, where their name still reaches them).
-        bool pressed = rotated_held > cfg_.max_open_files && f.partial.empty() &&
-                       f.last_size <= f.offset;
+        bool pressed =
+            rotated_held > cfg_.max_open_files && f.partial.empty() && f.last_size <= f.offset;
         if (f.rotated && (quiet || pressed)) {
           if (pressed && !quiet && !pressure_warned_) {
             pressure_warned_ = true;
-            spdlog::warn("[{}] more rotated files held than max_open_files ({}): drained ones are "
-                         "released before rotate_wait",
-                         ctx_.id, cfg_.max_open_files);
+            spdlog::warn(
+                "[{}] more rotated files held than max_open_files ({}): drained ones are "
+                "released before rotate_wait",
+                ctx_.id, cfg_.max_open_files);
           }
           EventBatch last;
           uint16_t meta[4] = {last.intern(cfg_.host),

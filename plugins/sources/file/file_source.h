@@ -81,8 +81,8 @@ class FileSource : public Source {
     Fingerprint fp;
     uint64_t offset = 0;  // read (and emitted) to here
     uint64_t tail = 0;
-    std::string path;      // its name at release (empty when deleted)
-    uint64_t size = 0;     // size at release, then the size last counted
+    std::string path;   // its name at release (empty when deleted)
+    uint64_t size = 0;  // size at release, then the size last counted
     uint64_t dev = 0, ino = 0;
     Clock::time_point when;
   };
