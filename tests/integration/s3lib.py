@@ -63,7 +63,8 @@ class S3Server:
         self._log.close()
 
     def put(self, objects, bucket="logs"):
-        """objects: [(key, bytes)] or [(key, bytes, content_encoding)], uploaded in this order."""
+        """objects: [(key, bytes)], [(key, bytes, content_encoding)] or [(key, bytes, content_encoding,
+        metadata)] (user metadata: names without `x-amz-meta-`), uploaded in this order."""
         manifest = []
         for o in objects:
             self.n += 1
@@ -73,6 +74,8 @@ class S3Server:
             item = {"bucket": bucket, "key": o[0], "file": path}
             if len(o) > 2 and o[2]:
                 item["content_encoding"] = o[2]
+            if len(o) > 3 and o[3]:
+                item["metadata"] = o[3]
             manifest.append(item)
         mpath = self.tmp.join(f"manifest-{self.n}.json")
         with open(mpath, "w") as f:

@@ -2,7 +2,8 @@
 //   node s3peer.js serve <port> <dir> <bucket>...      s3rver 3.7.1 (S3 protocol, no signature check)
 //   node s3peer.js serve-signed <port> <dir> <bucket>... @20minutes/s3rver 5 (verifies SigV4 on objects)
 //   node s3peer.js put <endpoint> <manifest.json>      uploads with the official @aws-sdk/client-s3:
-//        manifest = [{"bucket","key","file"}...]; credentials S3RVER/S3RVER
+//        manifest = [{"bucket","key","file","content_encoding"?,"metadata"?}...]; credentials S3RVER/S3RVER
+//        (metadata: names without the x-amz-meta- prefix, sent as user metadata)
 //   node s3peer.js delete <endpoint> <bucket> <key>
 // Prints "ready <port>" when serving.
 'use strict';
@@ -53,6 +54,7 @@ async function put() {
       Bucket: it.bucket, Key: it.key, Body: fs.createReadStream(it.file), ContentLength: size,
       ContentType: it.content_type || 'application/octet-stream',
       ...(it.content_encoding ? { ContentEncoding: it.content_encoding } : {}),
+      ...(it.metadata ? { Metadata: it.metadata } : {}),
     }));
   }
   console.log(`uploaded ${items.length}`);

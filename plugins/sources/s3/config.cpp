@@ -1,6 +1,12 @@
 #include "plugins/sources/s3/config.h"
 
+#include <openssl/crypto.h>
+
+#include <algorithm>
+#include <cctype>
+
 #include "agent/config/config.h"
+#include "agent/core/base64.h"
 #include "agent/core/secret.h"
 #include "plugins/sources/file/decode_timestamp.h"
 
@@ -85,7 +91,8 @@ S3SourceConfig S3SourceConfig::parse(ConfigNode& cfg) {
     } catch (const std::exception& e) {
       s->error("key_file", e.what());
     }
-    if (key.size() != 32 && key.size() != 44)
+    auto decoded = key.size() == 44 ? base64_decode(key) : std::nullopt;
+    if (key.size() != 32 && !(decoded && decoded->size() == 32))
       s->error("key_file",
                "the SSE-C key file must hold a 256-bit key: 32 raw bytes or 44 "
                "characters of base64");
@@ -93,15 +100,63 @@ S3SourceConfig S3SourceConfig::parse(ConfigNode& cfg) {
       c.sse_c_key = SecretStore::instance().add(std::move(key), path, SecretForm::kBytes);
     s->finish();
   }
-  if (cfg.has("client_side_encryption"))
-    cfg.error("client_side_encryption",
-              "client_side_encryption is not available in this version (S3 Encryption Client "
-              "objects come with the SQS/KMS issue)");
+  if (auto e = cfg.map("client_side_encryption")) {
+    c.cse.enabled = true;
+    if (auto path = e->opt_str("kek_file")) {
+      std::string key;
+      try {
+        key = Secret::read_file(*path, SecretForm::kBytes);
+      } catch (const std::exception& ex) {
+        e->error("kek_file", ex.what());
+      }
+      if (!e->has_error("kek_file")) {
+        if (key.size() == 64 && std::all_of(key.begin(), key.end(), [](char ch) {
+              return std::isxdigit(static_cast<unsigned char>(ch)) != 0;
+            })) {
+          std::string raw(32, '\0');
+          for (size_t i = 0; i < 32; ++i)
+            raw[i] = static_cast<char>(std::stoi(key.substr(2 * i, 2), nullptr, 16));
+          OPENSSL_cleanse(key.data(), key.size());
+          key = std::move(raw);
+        }
+        if (key.size() != 32) {
+          OPENSSL_cleanse(key.data(), key.size());
+          e->error("kek_file",
+                   "the key-encryption key file must hold a 256-bit key: 32 raw bytes or 64 hex "
+                   "characters");
+        } else {
+          c.cse.kek = SecretStore::instance().add(std::move(key), *path, SecretForm::kBytes);
+        }
+      }
+    }
+    c.cse.allow_legacy = e->boolean("allow_legacy", false);
+    c.cse.require_commitment = e->choice("commitment", "allow", {"allow", "require"}) == "require";
+    c.cse.required = e->boolean("required", false);
+    if (auto ctx = e->map("encryption_context")) {
+      for (auto it : ctx->raw()) {
+        std::string k = it.first.as<std::string>();
+        if (k == "aws:x-amz-cek-alg" || k == "kms_cmk_id") {
+          ctx->touch(k);
+          ctx->error(k, k + " is reserved (set by the S3 Encryption Client)");
+          continue;
+        }
+        c.cse.context[k] = ctx->str(k);
+      }
+      ctx->finish();
+    }
+    e->finish();
+  }
+  c.kms_endpoint = cfg.str("kms_endpoint", std::string());
+  if (!c.kms_endpoint.empty() && c.kms_endpoint.rfind("http://", 0) != 0 &&
+      c.kms_endpoint.rfind("https://", 0) != 0)
+    cfg.error("kms_endpoint", "kms_endpoint must be an http:// or https:// URL");
+  if (!c.kms_endpoint.empty() && !c.cse.enabled)
+    cfg.error("kms_endpoint", "kms_endpoint is used only with client_side_encryption");
   c.host = cfg.str("host", std::string());
-  c.sourcetype = cfg.str("sourcetype", c.format == "cloudtrail" ? std::string("aws:cloudtrail")
-                                       : c.format == "vpcflow"
-                                           ? std::string("aws:cloudwatchlogs:vpcflow")
-                                           : std::string());
+  c.sourcetype =
+      cfg.str("sourcetype", c.format == "cloudtrail" ? std::string("aws:cloudtrail")
+                            : c.format == "vpcflow"  ? std::string("aws:cloudwatchlogs:vpcflow")
+                                                     : std::string());
   c.index = cfg.str("index", std::string());
   for (auto& g : c.key_include)
     if (g.find("CloudTrail-Insight") != std::string::npos) c.include_insights = true;

@@ -3,6 +3,7 @@
 // except reading `*_file` secrets.
 #include <chrono>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -21,15 +22,25 @@ struct S3CredentialsConfig {
   bool any() const;
 };
 
+/// `client_side_encryption`: objects written by the Amazon S3 Encryption Client.
+struct S3ClientSideEncryption {
+  bool enabled = false;             ///< the mapping is present
+  std::shared_ptr<Secret> kek;      ///< kek_file: 32 raw bytes (64 hex characters are decoded)
+  bool allow_legacy = false;        ///< v1 (AES/CBC) and the context-less `kms` wrap
+  bool require_commitment = false;  ///< commitment: require (format v3 only)
+  bool required = false;            ///< objects not client-side encrypted are failed
+  std::map<std::string, std::string> context;  ///< encryption_context entries required
+};
+
 struct S3SourceConfig {
   std::string mode;  ///< "poll" (the `sqs` mode comes with its own issue)
   std::string bucket;
   std::vector<std::string> prefix{""};
   std::vector<std::string> key_include, key_exclude;
-  std::string format;              ///< cloudtrail | vpcflow | ndjson | lines
+  std::string format;  ///< cloudtrail | vpcflow | ndjson | lines
   std::string compression = "auto";
-  std::string region;              ///< "" = AWS_REGION, then profile, then IMDS
-  std::string endpoint;            ///< "" = AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL, then AWS
+  std::string region;    ///< "" = AWS_REGION, then profile, then IMDS
+  std::string endpoint;  ///< "" = AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL, then AWS
   std::optional<bool> force_path_style;
   S3CredentialsConfig credentials;
   std::chrono::nanoseconds poll_interval = std::chrono::seconds(60);
@@ -40,6 +51,8 @@ struct S3SourceConfig {
   std::vector<std::string> indexed_fields;
   bool vpc_emit_json = false;
   std::shared_ptr<Secret> sse_c_key;  ///< sse_c.key_file: 32 raw bytes or base64 of them
+  S3ClientSideEncryption cse;
+  std::string kms_endpoint;  ///< "" = AWS_ENDPOINT_URL_KMS, AWS_ENDPOINT_URL, then AWS
   std::string host, sourcetype, index;
   bool include_insights = false;  ///< CloudTrail-Insight/ keys (skipped unless key_include asks)
 

@@ -2,9 +2,15 @@
 
 #include <fmt/format.h>
 #include <openssl/evp.h>
+#include <openssl/crypto.h>
 #include <openssl/md5.h>
 #include <spdlog/spdlog.h>
+#include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
+
+#include <cstring>
+#include <filesystem>
 
 #include <algorithm>
 #include <deque>
@@ -13,8 +19,10 @@
 #include <set>
 
 #include "agent/aws/client.h"
+#include "agent/aws/kms.h"
 #include "agent/aws/credentials.h"
 #include "agent/aws/sigv4.h"
+#include "agent/core/base64.h"
 #include "agent/core/secret.h"
 #include "agent/net/http_client.h"
 #include "agent/observe/metrics.h"
@@ -23,6 +31,7 @@
 #include "plugins/formats/decompress.h"
 #include "plugins/formats/format.h"
 #include "plugins/sources/file/discovery.h"
+#include "plugins/sources/s3/envelope.h"
 #include "plugins/sources/s3/listing.h"
 #include "plugins/sources/s3/state.h"
 
@@ -42,28 +51,6 @@ int64_t now_ns() {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(
              std::chrono::system_clock::now().time_since_epoch())
       .count();
-}
-
-std::string base64(std::string_view in) {
-  std::string out(4 * ((in.size() + 2) / 3) + 1, '\0');
-  int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                          reinterpret_cast<const unsigned char*>(in.data()),
-                          static_cast<int>(in.size()));
-  out.resize(static_cast<size_t>(n));
-  return out;
-}
-
-std::string unbase64(std::string_view in) {
-  std::string out(3 * (in.size() / 4) + 3, '\0');
-  int n = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                          reinterpret_cast<const unsigned char*>(in.data()),
-                          static_cast<int>(in.size()));
-  if (n < 0) return {};
-  size_t len = static_cast<size_t>(n);
-  if (!in.empty() && in.back() == '=') --len;
-  if (in.size() > 1 && in[in.size() - 2] == '=') --len;
-  out.resize(len);
-  return out;
 }
 
 /// The delivery bookkeeping of one object being read: batches complete in any order; the state
@@ -176,6 +163,11 @@ class S3Source final : public Source {
                                          {{"component_id", ctx.id}})),
         nodata_rows_(metrics().counter("logship_s3_vpcflow_nodata_rows_total",
                                        "VPC flow rows with log-status NODATA", {{"component_id", ctx.id}})),
+        kms_calls_(metrics().counter("logship_s3_kms_calls_total", "kms:Decrypt calls for data keys",
+                                     {{"component_id", ctx.id}})),
+        kms_cache_hits_(metrics().counter("logship_s3_kms_cache_hits_total",
+                                          "Data keys served from the cache (no KMS call)",
+                                          {{"component_id", ctx.id}})),
         state_objects_(metrics().gauge("logship_s3_state_objects",
                                        "Objects remembered in the source's state (within lookback)",
                                        {{"component_id", ctx.id}})),
@@ -196,6 +188,13 @@ class S3Source final : public Source {
     if (!state_.load(ctx_.checkpoints->load(ctx_.id), &err))
       spdlog::warn("[{}] checkpoint unreadable ({}); starting with an empty state", ctx_.id, err);
     ctx_.checkpoints->set_provider(ctx_.id, [this] { return state_.serialize(); });
+    if (cfg_.cse.enabled) {
+      clean_spool();
+      if (cfg_.cse.allow_legacy)
+        spdlog::warn("[{}] client_side_encryption.allow_legacy: v1 (AES/CBC) and kms-wrapped objects without an "
+                     "encryption context are read; they are not authenticated (an altered object is not detected)",
+                     ctx_.id);
+    }
     auto last_full = Clock::now() - kFullPassEvery;
     while (!ctx_.lifecycle->stopping()) {
       if (co_await setup()) {
@@ -230,6 +229,15 @@ class S3Source final : public Source {
     po.region = region_;
     creds_ = std::make_unique<aws::CredentialProvider>(*http_, std::move(po));
     client_ = std::make_unique<aws::AwsClient>(*http_, *creds_);
+    if (cfg_.cse.enabled) {
+      kms_ = std::make_unique<aws::KmsClient>(
+          *client_, aws::resolve_endpoint("kms", cfg_.kms_endpoint, region_), region_,
+          ctx_.lifecycle);
+      spdlog::info("[{}] client-side encrypted objects are decrypted (KMS at {}{}{}{})", ctx_.id,
+                   kms_->endpoint(), cfg_.cse.kek ? ", a key-encryption key" : "",
+                   cfg_.cse.require_commitment ? ", key commitment required" : "",
+                   cfg_.cse.required ? ", plaintext objects refused" : "");
+    }
     // Joined by hand: fmt::join trips GCC 12's -Wstringop-overflow false positive at -O3.
     std::string prefixes;
     for (auto& p : cfg_.prefix) prefixes += (prefixes.empty() ? "\"" : ", \"") + p + "\"";
@@ -284,9 +292,224 @@ class S3Source final : public Source {
     return msg;
   }
 
+  // ---- client-side encryption ---------------------------------------------------------------
+  void sse_c_headers(HttpRequest& req) const {
+    if (!cfg_.sse_c_key) return;
+    std::string key = cfg_.sse_c_key->value();
+    if (key.size() == 44) key = base64_decode(key).value_or(std::string());
+    unsigned char md5[MD5_DIGEST_LENGTH];
+    EVP_Digest(key.data(), key.size(), md5, nullptr, EVP_md5(), nullptr);
+    req.headers.emplace_back("x-amz-server-side-encryption-customer-algorithm", "AES256");
+    req.headers.emplace_back("x-amz-server-side-encryption-customer-key", base64_encode(key));
+    req.headers.emplace_back("x-amz-server-side-encryption-customer-key-MD5",
+                             base64_encode(std::string_view(reinterpret_cast<char*>(md5), sizeof md5)));
+    OPENSSL_cleanse(key.data(), key.size());
+  }
+
+  /// What reading one object takes: plaintext, or an envelope and the content key.
+  struct Decryption {
+    bool encrypted = false;
+    s3ec::Envelope env;
+    std::optional<s3ec::ContentKey> key;
+    std::string failure;    // permanent: the object is failed with this reason
+    std::string reason;     // the failure's metric label
+    std::string transient;  // retried at the next poll
+  };
+
+  static std::string format_label(const s3ec::Envelope& e) {
+    std::string v = e.version == s3ec::Version::kV1 ? "v1" : e.version == s3ec::Version::kV2 ? "v2" : "v3";
+    std::string w = e.wrap == s3ec::Wrap::kKmsContext ? "kms_context"
+                    : e.wrap == s3ec::Wrap::kKmsLegacy ? "kms"
+                                                       : "aes_gcm";
+    return v + "_" + w;
+  }
+
+  void decryption_failed(const std::string& reason) {
+    metrics()
+        .counter("logship_s3_decryption_failures_total",
+                 "Client-side encrypted objects refused, by reason (nothing of them forwarded)",
+                 {{"component_id", ctx_.id}, {"reason", reason}})
+        .inc();
+  }
+
+  /// HEAD of the object (its envelope may be in its metadata), then its instruction file when the
+  /// metadata holds no wrapped key; then the data key (KMS, cached, or the key-encryption key).
+  awaitable<Decryption> prepare_decryption(const ObjectInfo& o, const std::string& what) {
+    Decryption d;
+    HttpRequest req;
+    req.method = "HEAD";
+    req.path_as_is = true;
+    req.url = object_url(o.key);
+    req.timeout = std::chrono::seconds(60);
+    if (!o.etag.empty()) req.headers.emplace_back("If-Match", "\"" + o.etag + "\"");
+    sse_c_headers(req);
+    HttpResponse r = co_await send(std::move(req));
+    if (r.status == 404) {
+      d.failure = "deleted before it was read (NoSuchKey)";
+      co_return d;
+    }
+    if (r.status == 412) {
+      d.failure = "replaced while it was read (its ETag changed); the new version is read as a new object";
+      co_return d;
+    }
+    if (r.status != 200) {
+      d.transient = explain(r, "HEAD " + what);
+      co_return d;
+    }
+    s3ec::Meta meta;
+    for (auto& [k, v] : r.headers)
+      if (k.size() > 11 && k.compare(0, 11, "x-amz-meta-") == 0) meta[k.substr(11)] = v;
+    const bool keys_in_meta = meta.count("x-amz-key") || meta.count("x-amz-key-v2") || meta.count("x-amz-3");
+    std::optional<s3ec::Meta> ins;
+    std::string err;
+    if (!keys_in_meta) {
+      HttpRequest ir;
+      ir.method = "GET";
+      ir.path_as_is = true;
+      ir.url = object_url(o.key + ".instruction");
+      ir.timeout = std::chrono::seconds(60);
+      HttpResponse ires = co_await send(std::move(ir));
+      if (ires.status == 200) {
+        ins = s3ec::parse_instruction(ires.body, &err);
+        if (!ins) {
+          d.failure = fmt::format("its instruction file {}.instruction is invalid: {}", o.key, err);
+          d.reason = "envelope";
+          co_return d;
+        }
+      } else if (ires.status != 404 && ires.status != 403) {
+        d.transient = explain(ires, "reading the instruction file of " + what);
+        co_return d;
+      }
+    }
+    if (!keys_in_meta && !ins) {
+      if (s3ec::has_envelope(meta)) {
+        d.failure = fmt::format("it is client-side encrypted but its instruction file {}.instruction is missing", o.key);
+        d.reason = "instruction_missing";
+      } else if (cfg_.cse.required) {
+        d.failure = "it is not client-side encrypted (client_side_encryption.required: true)";
+        d.reason = "not_encrypted";
+      }
+      co_return d;  // a plaintext object
+    }
+    d.encrypted = true;
+    auto env = s3ec::parse_envelope(meta, ins ? &*ins : nullptr, &err);
+    if (!env) {
+      d.failure = "invalid encryption envelope: " + err;
+      d.reason = "envelope";
+      co_return d;
+    }
+    d.env = *env;
+    if (cfg_.cse.require_commitment && env->version != s3ec::Version::kV3) {
+      d.failure = fmt::format("format {} has no key commitment (client_side_encryption.commitment: require)",
+                              env->describe());
+      d.reason = "commitment_required";
+      co_return d;
+    }
+    if (!cfg_.cse.allow_legacy && (env->content == s3ec::Content::kCbc || env->wrap == s3ec::Wrap::kKmsLegacy)) {
+      d.failure = fmt::format("legacy format {} is not authenticated; set client_side_encryption.allow_legacy: "
+                              "true to read it anyway",
+                              env->describe());
+      d.reason = "legacy_refused";
+      co_return d;
+    }
+    if (std::string bad = s3ec::check_context(*env, cfg_.cse.context); !bad.empty()) {
+      d.failure = bad;
+      d.reason = "context";
+      co_return d;
+    }
+    std::optional<aws::KeyBytes> data_key;
+    if (env->wrap == s3ec::Wrap::kAesGcm) {
+      if (!cfg_.cse.kek) {
+        d.failure = "its data key is wrapped with a local key (AES/GCM) and client_side_encryption.kek_file is not set";
+        d.reason = "no_kek";
+        co_return d;
+      }
+      aws::KeyBytes kek(cfg_.cse.kek->value());
+      data_key = s3ec::unwrap_aes_gcm(*env, kek, &err);
+      if (!data_key) {
+        d.failure = err;
+        d.reason = "wrong_kek";
+        co_return d;
+      }
+    } else {
+      data_key = co_await kms_key(*env, what, d);
+      if (!data_key) co_return d;
+    }
+    d.key = s3ec::content_key(*env, *data_key, &err);
+    if (!d.key) {
+      d.failure = err;
+      d.reason = env->version == s3ec::Version::kV3 ? "commitment" : "data_key";
+    }
+    co_return d;
+  }
+
+  /// The data key of a KMS-wrapped envelope: from the cache (same wrapped key and context), else
+  /// by kms:Decrypt. Cached keys expire after 5 minutes; at most 1,000 are held.
+  awaitable<std::optional<aws::KeyBytes>> kms_key(const s3ec::Envelope& e, const std::string& what, Decryption& d) {
+    std::string id = e.wrapped_key;
+    for (auto& [k, v] : e.context) id += '\0' + k + '\0' + v;
+    id = aws::sha256_hex(id);
+    auto now = Clock::now();
+    {
+      std::lock_guard lk(keys_mu_);
+      auto it = keys_.find(id);
+      if (it != keys_.end() && it->second.expires > now) {
+        kms_cache_hits_.inc();
+        co_return it->second.key.copy();
+      }
+    }
+    kms_calls_.inc();
+    auto r = co_await kms_->decrypt(e.wrapped_key, e.context, e.kms_key_id, what);
+    if (!r.ok()) {
+      using K = aws::KmsError::Kind;
+      if (r.error->kind == K::kThrottled || r.error->kind == K::kTransport) {
+        d.transient = r.error->message;
+      } else {
+        d.failure = r.error->message;
+        d.reason = r.error->kind == K::kAccessDenied        ? "kms_access_denied"
+                   : r.error->kind == K::kInvalidCiphertext ? "kms_invalid_ciphertext"
+                   : r.error->kind == K::kIncorrectKey      ? "kms_incorrect_key"
+                   : r.error->kind == K::kKeyUnusable       ? "kms_key_unusable"
+                                                            : "kms_error";
+      }
+      co_return std::nullopt;
+    }
+    std::lock_guard lk(keys_mu_);
+    for (auto it = keys_.begin(); it != keys_.end();) it = it->second.expires <= now ? keys_.erase(it) : std::next(it);
+    if (keys_.size() >= 1000) keys_.erase(keys_.begin());
+    keys_[id] = CachedKey{r.value->plaintext.copy(), now + std::chrono::minutes(5)};
+    co_return std::move(r.value->plaintext);
+  }
+
+  /// A spooled ciphertext: mode 0600 under data_dir, removed when the object is done (and at
+  /// start-up, after a crash). Never plaintext.
+  struct Spool {
+    int fd = -1;
+    std::string path;
+    Spool() = default;
+    Spool(const Spool&) = delete;
+    Spool& operator=(const Spool&) = delete;
+    ~Spool() {
+      if (fd >= 0) ::close(fd);
+      if (!path.empty()) ::unlink(path.c_str());
+    }
+  };
+
+  void clean_spool() {
+    spool_dir_ = ctx_.data_dir + "/s3-spool-" + ctx_.id;
+    std::error_code ec;
+    std::filesystem::create_directories(spool_dir_, ec);
+    ::chmod(spool_dir_.c_str(), 0700);
+    for (auto& e : std::filesystem::directory_iterator(spool_dir_, ec)) std::filesystem::remove(e.path(), ec);
+  }
+
   // ---- listing ------------------------------------------------------------------------------
   bool wanted(const ObjectInfo& o) const {
     if (o.key.empty() || o.key.back() == '/') return false;
+    // The envelope of a client-side encrypted object, not a log.
+    if (cfg_.cse.enabled && o.key.size() > 12 &&
+        o.key.compare(o.key.size() - 12, 12, ".instruction") == 0)
+      return false;
     if (fopts_.format == formats::Format::kCloudTrail) {
       if (o.key.find("/CloudTrail-Digest/") != std::string::npos ||
           o.key.rfind("CloudTrail-Digest/", 0) == 0)
@@ -445,16 +668,7 @@ class S3Source final : public Source {
     req.timeout = std::chrono::seconds(120);
     req.headers.emplace_back("Range", fmt::format("bytes={}-{}", from, to));
     if (!o.etag.empty()) req.headers.emplace_back("If-Match", "\"" + o.etag + "\"");
-    if (cfg_.sse_c_key) {
-      std::string key = cfg_.sse_c_key->value();
-      if (key.size() == 44) key = unbase64(key);
-      unsigned char md5[MD5_DIGEST_LENGTH];
-      EVP_Digest(key.data(), key.size(), md5, nullptr, EVP_md5(), nullptr);
-      req.headers.emplace_back("x-amz-server-side-encryption-customer-algorithm", "AES256");
-      req.headers.emplace_back("x-amz-server-side-encryption-customer-key", base64(key));
-      req.headers.emplace_back("x-amz-server-side-encryption-customer-key-MD5",
-                               base64(std::string_view(reinterpret_cast<char*>(md5), sizeof md5)));
-    }
+    sse_c_headers(req);
     get_requests_.inc();
     asio::co_spawn(
         ctx_.executor,
@@ -540,11 +754,46 @@ class S3Source final : public Source {
     std::string failure;   // final: the object is marked failed
     std::string transient; // retried at the next poll
     bool complete = false;
+    // Client-side encrypted: authenticated content (GCM) is spooled as ciphertext and verified
+    // before a byte of it is decrypted for the pipeline; legacy CBC is decrypted as it arrives.
+    Decryption dx;
+    if (cfg_.cse.enabled) {
+      dx = co_await prepare_decryption(o, what);
+      failure = dx.failure;
+      transient = dx.transient;
+      if (!dx.failure.empty() && !dx.reason.empty()) decryption_failed(dx.reason);
+    }
+    const bool spooled = dx.encrypted && dx.key && dx.env.content != s3ec::Content::kCbc;
+    std::unique_ptr<s3ec::ContentDecryptor> cbc, verify;
+    Spool spool;
+    auto feed = [&](std::string_view body) -> awaitable<bool> {
+      while (!body.empty()) {
+        size_t n = std::min(body.size(), kSliceBytes);
+        dec->feed(body.substr(0, n), sink);
+        body.remove_prefix(n);
+        if (!ready.empty() && !co_await send_ready()) co_return false;
+      }
+      co_return true;
+    };
     try {
+      if (dx.encrypted && dx.key && failure.empty()) {
+        if (spooled) {
+          verify = std::make_unique<s3ec::ContentDecryptor>(dx.env.content, *dx.key);
+          spool.path = spool_dir_ + "/" + aws::sha256_hex(o.key + '\0' + o.etag) + ".ciphertext";
+          spool.fd = ::open(spool.path.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+          if (spool.fd < 0) {
+            transient = fmt::format("cannot create the spool file {}: {}", spool.path, std::strerror(errno));
+            spool.path.clear();
+          }
+        } else {
+          cbc = std::make_unique<s3ec::ContentDecryptor>(dx.env.content, *dx.key);
+        }
+      }
       uint64_t off = 0;
       std::shared_ptr<Fetch> next;
-      if (o.size > 0) next = fetch_range(o, 0, std::min(o.size, kChunkBytes) - 1);
-      while (off < o.size) {
+      if (o.size > 0 && failure.empty() && transient.empty())
+        next = fetch_range(o, 0, std::min(o.size, kChunkBytes) - 1);
+      while (off < o.size && failure.empty() && transient.empty()) {
         HttpResponse r = co_await take(next);
         next.reset();
         if (r.status != 206 && r.status != 200) {
@@ -577,21 +826,85 @@ class S3Source final : public Source {
         if (r.status == 200) next_off = o.size = std::max<uint64_t>(got, o.size);
         if (next_off < o.size && !ctx_.lifecycle->stopping())
           next = fetch_range(o, next_off, std::min(o.size, next_off + kChunkBytes) - 1);
-        std::string_view body = r.body;
-        while (!body.empty()) {
-          size_t n = std::min(body.size(), kSliceBytes);
-          dec->feed(body.substr(0, n), sink);
-          body.remove_prefix(n);
-          if (!ready.empty() && !co_await send_ready()) break;
+        if (spooled) {
+          // Pass 1: the ciphertext goes to disk and through the tag computation only.
+          std::string_view body = r.body;
+          while (!body.empty()) {
+            ssize_t w = ::write(spool.fd, body.data(), body.size());
+            if (w < 0 && errno == EINTR) continue;
+            if (w <= 0) {
+              transient = fmt::format("writing the spool file {}: {}", spool.path, std::strerror(errno));
+              break;
+            }
+            body.remove_prefix(static_cast<size_t>(w));
+          }
+          std::string scratch;
+          verify->update(r.body, scratch);
+          OPENSSL_cleanse(scratch.data(), scratch.size());
+        } else if (cbc) {
+          std::string plain;
+          cbc->update(r.body, plain);
+          co_await feed(plain);
+          OPENSSL_cleanse(plain.data(), plain.size());
+        } else {
+          co_await feed(r.body);
         }
         off = next_off;
         if (ctx_.lifecycle->stopping()) break;
       }
       if (failure.empty() && transient.empty() && off >= o.size && !ctx_.lifecycle->stopping()) {
         if (!dec) dec = std::make_unique<formats::Decompressor>(compression_, "", cfg_.max_object_bytes);
-        dec->finish(sink);
-        parser->finish(emit);
-        complete = true;
+        if (spooled) {
+          std::string rest;
+          if (!verify->finish(rest)) {
+            failure = "authentication failed: its AES-GCM tag does not verify (the object or its envelope was "
+                      "altered, or it was encrypted with another key); nothing of it was forwarded";
+            decryption_failed("tag");
+          } else if (::lseek(spool.fd, 0, SEEK_SET) != 0) {
+            transient = fmt::format("rewinding the spool file {}: {}", spool.path, std::strerror(errno));
+          } else {
+            // Pass 2: verified; decrypted again from the spool for the pipeline.
+            s3ec::ContentDecryptor pass(dx.env.content, *dx.key);
+            std::string chunk(kChunkBytes, '\0'), plain;
+            while (transient.empty() && !ctx_.lifecycle->stopping()) {
+              ssize_t n = ::read(spool.fd, chunk.data(), chunk.size());
+              if (n < 0 && errno == EINTR) continue;
+              if (n < 0) transient = fmt::format("reading the spool file {}: {}", spool.path, std::strerror(errno));
+              if (n <= 0) break;
+              plain.clear();
+              pass.update(std::string_view(chunk.data(), static_cast<size_t>(n)), plain);
+              co_await feed(plain);
+              OPENSSL_cleanse(plain.data(), plain.size());
+            }
+            plain.clear();
+            if (transient.empty() && !ctx_.lifecycle->stopping()) {
+              if (!pass.finish(plain)) {
+                failure = "the spooled ciphertext changed on disk between verification and decryption";
+                decryption_failed("spool");
+              } else {
+                co_await feed(plain);
+              }
+            }
+          }
+        } else if (cbc) {
+          std::string plain;
+          if (!cbc->finish(plain)) {
+            failure = "decryption failed: bad AES-CBC padding (the wrong key, or an altered object)";
+            decryption_failed("padding");
+          } else {
+            co_await feed(plain);
+          }
+        }
+        if (failure.empty() && transient.empty() && !ctx_.lifecycle->stopping()) {
+          dec->finish(sink);
+          parser->finish(emit);
+          complete = true;
+          if (dx.encrypted)
+            metrics()
+                .counter("logship_s3_objects_decrypted_total", "Client-side encrypted objects read, by format",
+                         {{"component_id", ctx_.id}, {"format", format_label(dx.env)}})
+                .inc();
+        }
       }
       if (next) co_await take(next);  // let a prefetch finish before its state goes away
     } catch (const formats::DecompressLimitError& e) {
@@ -629,6 +942,7 @@ class S3Source final : public Source {
   ComponentMetrics m_;
   Counter &objects_done_, &objects_failed_, &objects_listed_, &list_requests_, &get_requests_;
   Counter &compressed_bytes_, &decompressed_bytes_, &skipdata_rows_, &nodata_rows_;
+  Counter &kms_calls_, &kms_cache_hits_;
   Gauge &state_objects_, &active_gauge_;
   formats::FormatOptions fopts_;
   formats::Compression compression_ = formats::Compression::kAuto;
@@ -636,6 +950,14 @@ class S3Source final : public Source {
   std::unique_ptr<HttpClient> http_;
   std::unique_ptr<aws::CredentialProvider> creds_;
   std::unique_ptr<aws::AwsClient> client_;
+  std::unique_ptr<aws::KmsClient> kms_;
+  struct CachedKey {
+    aws::KeyBytes key;
+    Clock::time_point expires;
+  };
+  std::mutex keys_mu_;
+  std::map<std::string, CachedKey> keys_;  // sha256(wrapped key, context) -> data key
+  std::string spool_dir_;
   std::string region_, endpoint_;
   bool path_style_ = false;
 

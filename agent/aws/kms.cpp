@@ -1,0 +1,223 @@
+#include "agent/aws/kms.h"
+
+#include <fmt/format.h>
+#include <openssl/crypto.h>
+#include <simdjson.h>
+
+#include "agent/core/base64.h"
+#include "agent/core/json_escape.h"
+
+namespace logship::aws {
+
+KeyBytes& KeyBytes::operator=(KeyBytes&& o) noexcept {
+  if (this != &o) {
+    wipe();
+    v_ = std::move(o.v_);
+    o.wipe();
+  }
+  return *this;
+}
+
+void KeyBytes::wipe() {
+  if (!v_.empty()) OPENSSL_cleanse(v_.data(), v_.size());
+  v_.clear();
+  v_.shrink_to_fit();
+}
+
+namespace {
+
+void append_string(std::string& out, std::string_view s) {
+  out += '"';
+  json_escape_append(out, s);
+  out += '"';
+}
+
+void append_context(std::string& out, const EncryptionContext& ctx) {
+  out += '{';
+  bool first = true;
+  for (auto& [k, v] : ctx) {
+    if (!first) out += ',';
+    first = false;
+    append_string(out, k);
+    out += ':';
+    append_string(out, v);
+  }
+  out += '}';
+}
+
+std::string key_name(std::string_view key_id) {
+  return key_id.empty() ? std::string("the key that wrapped it") : fmt::format("key {}", key_id);
+}
+
+/// A string member of a JSON object, or nullopt.
+std::optional<std::string> member(simdjson::dom::element doc, const char* name) {
+  std::string_view v;
+  if (doc[name].get(v) != simdjson::SUCCESS) return std::nullopt;
+  return std::string(v);
+}
+
+}  // namespace
+
+KmsClient::KmsClient(AwsClient& client, std::string endpoint, std::string region,
+                     Lifecycle* lifecycle)
+    : client_(client),
+      endpoint_(std::move(endpoint)),
+      region_(std::move(region)),
+      lifecycle_(lifecycle) {}
+
+std::string KmsClient::decrypt_body(std::string_view blob, const EncryptionContext& ctx,
+                                    std::string_view key_id) {
+  std::string body = "{\"CiphertextBlob\":";
+  append_string(body, base64_encode(blob));
+  body += ",\"EncryptionContext\":";
+  append_context(body, ctx);
+  if (!key_id.empty()) {
+    body += ",\"KeyId\":";
+    append_string(body, key_id);
+  }
+  body += '}';
+  return body;
+}
+
+awaitable<HttpResponse> KmsClient::call(std::string_view target, std::string body) {
+  HttpRequest req;
+  req.method = "POST";
+  req.url = endpoint_ + "/";
+  req.headers.emplace_back("Content-Type", "application/x-amz-json-1.1");
+  req.headers.emplace_back("X-Amz-Target", "TrentService." + std::string(target));
+  req.body = std::move(body);
+  SendOptions o;
+  o.service = "kms";
+  o.region = region_;
+  o.lifecycle = lifecycle_;
+  calls_.fetch_add(1, std::memory_order_relaxed);
+  try {
+    co_return co_await client_.send(std::move(req), o);
+  } catch (const std::exception& e) {
+    HttpResponse r;
+    r.error = std::string("no AWS credentials: ") + e.what();
+    co_return r;
+  }
+}
+
+KmsError KmsClient::explain(const HttpResponse& r, std::string_view op, std::string_view key_id,
+                            std::string_view what) const {
+  KmsError out;
+  if (r.transport_error()) {
+    out.kind = KmsError::Kind::kTransport;
+    out.message = fmt::format("kms:{} on {} for {}: no answer from {}: {}", op, key_name(key_id),
+                              what, endpoint_, r.error);
+    return out;
+  }
+  auto e = parse_aws_error(r);
+  if (!e) {
+    out.message = fmt::format("kms:{} on {} for {}: unexpected answer (HTTP {})", op,
+                              key_name(key_id), what, r.status);
+    return out;
+  }
+  out.code = e->code;
+  const std::string detail = e->to_string();
+  if (e->code == "AccessDeniedException") {
+    out.kind = KmsError::Kind::kAccessDenied;
+    out.message = fmt::format(
+        "kms:{} denied on {} for {} (grant kms:{} on it to these "
+        "credentials): {}",
+        op, key_name(key_id), what, op, detail);
+  } else if (e->code == "InvalidCiphertextException") {
+    out.kind = KmsError::Kind::kInvalidCiphertext;
+    out.message = fmt::format(
+        "kms:{} refused the wrapped data key of {}: wrong key or encryption context ({}): {}", op,
+        what, key_name(key_id), detail);
+  } else if (e->code == "IncorrectKeyException") {
+    out.kind = KmsError::Kind::kIncorrectKey;
+    out.message = fmt::format("kms:{}: the data key of {} was not wrapped by {}: {}", op, what,
+                              key_name(key_id), detail);
+  } else if (e->code == "KMSInvalidStateException" || e->code == "DisabledException" ||
+             e->code == "NotFoundException" || e->code == "KeyUnavailableException") {
+    out.kind = KmsError::Kind::kKeyUnusable;
+    out.message = fmt::format(
+        "kms:{} for {}: {} cannot be used (disabled, pending deletion or "
+        "not found): {}",
+        op, what, key_name(key_id), detail);
+  } else if (retryable(*e)) {
+    out.kind = KmsError::Kind::kThrottled;
+    out.message = fmt::format("kms:{} on {} for {}: still failing after retries: {}", op,
+                              key_name(key_id), what, detail);
+  } else {
+    out.message = fmt::format("kms:{} on {} for {} failed: {}", op, key_name(key_id), what, detail);
+  }
+  return out;
+}
+
+awaitable<KmsResult<KmsDecrypted>> KmsClient::decrypt(std::string_view blob,
+                                                      const EncryptionContext& ctx,
+                                                      std::string_view key_id,
+                                                      std::string_view what) {
+  KmsResult<KmsDecrypted> out;
+  HttpResponse r = co_await call("Decrypt", decrypt_body(blob, ctx, key_id));
+  if (r.status != 200) {
+    out.error = explain(r, "Decrypt", key_id, what);
+    co_return out;
+  }
+  simdjson::dom::parser parser;
+  simdjson::dom::element doc;
+  std::optional<std::string> pt, kid;
+  if (parser.parse(r.body).get(doc) == simdjson::SUCCESS) {
+    pt = member(doc, "Plaintext");
+    kid = member(doc, "KeyId");
+  }
+  std::optional<std::string> key = pt ? base64_decode(*pt) : std::nullopt;
+  if (pt) OPENSSL_cleanse(pt->data(), pt->size());
+  // The response body held the key too.
+  OPENSSL_cleanse(r.body.data(), r.body.size());
+  if (!key) {
+    out.error = KmsError{KmsError::Kind::kOther, "",
+                         fmt::format("kms:Decrypt on {} for {}: the answer holds no valid "
+                                     "Plaintext",
+                                     key_name(key_id), what)};
+    co_return out;
+  }
+  out.value = KmsDecrypted{KeyBytes(std::move(*key)), kid.value_or(std::string(key_id))};
+  co_return out;
+}
+
+awaitable<KmsResult<KmsDataKey>> KmsClient::generate_data_key(std::string_view key_id,
+                                                              const EncryptionContext& ctx,
+                                                              std::string_view what) {
+  KmsResult<KmsDataKey> out;
+  std::string body = "{\"KeyId\":";
+  append_string(body, key_id);
+  body += ",\"KeySpec\":\"AES_256\",\"EncryptionContext\":";
+  append_context(body, ctx);
+  body += '}';
+  HttpResponse r = co_await call("GenerateDataKey", std::move(body));
+  if (r.status != 200) {
+    out.error = explain(r, "GenerateDataKey", key_id, what);
+    co_return out;
+  }
+  simdjson::dom::parser parser;
+  simdjson::dom::element doc;
+  std::optional<std::string> pt, blob, kid;
+  if (parser.parse(r.body).get(doc) == simdjson::SUCCESS) {
+    pt = member(doc, "Plaintext");
+    blob = member(doc, "CiphertextBlob");
+    kid = member(doc, "KeyId");
+  }
+  std::optional<std::string> key = pt ? base64_decode(*pt) : std::nullopt;
+  std::optional<std::string> wrapped = blob ? base64_decode(*blob) : std::nullopt;
+  if (pt) OPENSSL_cleanse(pt->data(), pt->size());
+  OPENSSL_cleanse(r.body.data(), r.body.size());
+  if (!key || key->size() != 32 || !wrapped || wrapped->empty()) {
+    if (key) OPENSSL_cleanse(key->data(), key->size());
+    out.error = KmsError{KmsError::Kind::kOther, "",
+                         fmt::format("kms:GenerateDataKey on {} for {}: the answer holds no "
+                                     "256-bit Plaintext and CiphertextBlob",
+                                     key_name(key_id), what)};
+    co_return out;
+  }
+  out.value =
+      KmsDataKey{KeyBytes(std::move(*key)), std::move(*wrapped), kid.value_or(std::string(key_id))};
+  co_return out;
+}
+
+}  // namespace logship::aws

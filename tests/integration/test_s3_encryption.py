@@ -1,0 +1,155 @@
+"""Client-side encrypted S3 objects (the Amazon S3 Encryption Client formats) through the real binary:
+s3rver holds the objects, our KMS test server (kmspeer.py, which verifies SigV4) holds the key, and the
+objects are made by the test encryptor written from the specification (s3ec.py, cross-checked against
+the official Ruby SDK in test_s3ec_peers.py). CloudTrail `.json.gz` inside each.
+
+Read: v2 kms+context, v2 AES/GCM (kek_file), v3 wrap 12 and 02, an envelope in an instruction file,
+v1 legacy with allow_legacy. Refused, with nothing of them forwarded: a flipped ciphertext byte (start,
+middle, end), a flipped tag, a tampered context, a wrong v3 commitment, v3 c/d/i inside an instruction
+file, a wrong key-encryption key, a key KMS denies, a legacy object without allow_legacy, a plaintext
+object with `required: true`. The spool under data_dir holds nothing once objects are done.
+"""
+import gzip
+import os
+import random
+import sys
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(__file__))
+import s3ec  # noqa: E402
+from kmspeer import KmsPeer  # noqa: E402
+from s3lib import ACCOUNT, S3Server, ct_file, ct_key  # noqa: E402
+from test_s3_source import DAY, NOW, Harness, by_id  # noqa: E402
+
+KEK = bytes(range(32))
+
+
+def ct_object(rnd, name, n):
+    body, ids = ct_file(rnd, name, n, NOW - 600)
+    return body, ids
+
+
+class EncryptedObjects(unittest.TestCase):
+    def setUp(self):
+        self.kms = KmsPeer(keys=["key-a", "key-denied"], access_key="S3RVER", secret="S3RVER").start()
+        self.addCleanup(self.kms.stop)
+        self.kms.deny("key-denied")
+        self.s3 = S3Server(self)
+        self.tmp_kek = os.path.join(self.s3.tmp.path, "kek.bin")
+        with open(self.tmp_kek, "wb") as f:
+            f.write(KEK)
+        os.chmod(self.tmp_kek, 0o600)
+        self.rnd = random.Random(11)
+
+    def harness(self, prefix, **cse):
+        opts = {"kek_file": self.tmp_kek}
+        opts.update(cse)
+        return Harness(self, self.s3, {"ct": {"format": "cloudtrail", "prefix": prefix,
+                                              "kms_endpoint": self.kms.url, "client_side_encryption": opts}},
+                       name="s3enc")
+
+    def upload(self, key, enc):
+        objs = [(key, enc.body, None, enc.metadata)]
+        if enc.instruction is not None:
+            objs.append((key + ".instruction", enc.instruction_body))
+        self.s3.put(objs)
+
+    def test_every_format_is_decrypted_and_read_once(self):
+        """Verifies v2 kms+context, v2 AES/GCM, v3 (wraps 12 and 02), an instruction file and v1 with
+        allow_legacy deliver every CloudTrail record once, with one KMS call per distinct data key."""
+        expect = {}
+        made = []
+        fmts = [
+            ("v2kms", lambda pt: s3ec.encrypt_v2_kms_context(pt, self.kms, "key-a", context={"purpose": "logs"})),
+            ("v2kek", lambda pt: s3ec.encrypt_v2_aes_gcm(pt, KEK)),
+            ("v3kms", lambda pt: s3ec.encrypt_v3_kms_context(pt, self.kms, "key-a", context={"purpose": "logs"})),
+            ("v3kek", lambda pt: s3ec.encrypt_v3_aes_gcm(pt, KEK)),
+            ("v2ins", lambda pt: s3ec.encrypt_v2_kms_context(pt, self.kms, "key-a", context={"purpose": "logs"},
+                                                             instruction_file=True)),
+            ("v3ins", lambda pt: s3ec.encrypt_v3_kms_context(pt, self.kms, "key-a", context={"purpose": "logs"},
+                                                             instruction_file=True)),
+            ("v1", lambda pt: s3ec.encrypt_v1_kms(pt, self.kms, "key-a")),
+        ]
+        for i, (name, fn) in enumerate(fmts):
+            body, ids = ct_object(self.rnd, name, 40 + i)
+            expect.update(ids)
+            key = ct_key("us-east-1", DAY, f"01{i:02d}", name)
+            self.upload(key, fn(body))
+            made.append(key)
+        h = self.harness(f"AWSLogs/{ACCOUNT}/CloudTrail/", allow_legacy=True,
+                         encryption_context={"purpose": "logs"})
+        h.start()
+        h.wait(lambda: set(by_id(h.events(), "eventID")) >= set(expect), 60, "every decrypted record")
+        time.sleep(1.0)
+        got = by_id(h.events(), "eventID")
+        self.assertEqual(set(got), set(expect))
+        self.assertEqual(max(got.values()), 1)
+        self.assertEqual(h.metric("logship_s3_objects_total", status="failed"), 0, h.log()[-3000:])
+        self.assertEqual(h.metric("logship_s3_objects_decrypted_total"), len(fmts))
+        self.assertEqual(h.metric("logship_s3_objects_decrypted_total", format="v3_aes_gcm"), 1)
+        self.assertEqual(h.metric("logship_s3_kms_calls_total"), 5)  # one per KMS-wrapped object
+        self.assertGreaterEqual(self.kms.ok_counts["Decrypt"], 5)
+        spool = os.path.join(h.cfg["data_dir"], "s3-spool-ct")
+        h.wait(lambda: os.path.isdir(spool) and not os.listdir(spool), 10, "an empty spool")
+        self.assertIn("allow_legacy", h.log())  # the start-up warning
+        h.stop()
+
+    def test_tampered_and_refused_objects_forward_nothing(self):
+        """Verifies that every tampering, a wrong KEK, a denied KMS key, a legacy object without
+        allow_legacy and a plaintext object with required: true fail that object with a clear reason,
+        forward none of its records, and do not stop the others."""
+        good_body, good_ids = ct_object(self.rnd, "good", 30)
+        cases = {}
+
+        def add(name, enc_fn, reason_text):
+            body, ids = ct_object(self.rnd, name, 20)
+            key = ct_key("us-east-1", DAY, f"02{len(cases):02d}", name)
+            enc = enc_fn(body)
+            if isinstance(enc, bytes):
+                self.s3.put([(key, enc)])
+            else:
+                self.upload(key, enc)
+            cases[name] = (key, ids, reason_text)
+
+        v2 = lambda pt: s3ec.encrypt_v2_kms_context(pt, self.kms, "key-a")  # noqa: E731
+        v3 = lambda pt: s3ec.encrypt_v3_kms_context(pt, self.kms, "key-a")  # noqa: E731
+        add("flipstart", lambda pt: s3ec.flip_ciphertext(v2(pt), "start"), "tag does not verify")
+        add("flipmid", lambda pt: s3ec.flip_ciphertext(v2(pt), "middle"), "tag does not verify")
+        add("flipend", lambda pt: s3ec.flip_ciphertext(v3(pt), "end"), "tag does not verify")
+        add("fliptag", lambda pt: s3ec.flip_tag(v2(pt)), "tag does not verify")
+        add("context", lambda pt: s3ec.alter_context(
+            s3ec.encrypt_v2_kms_context(pt, self.kms, "key-a", context={"purpose": "logs"})), "")
+        add("commit", lambda pt: s3ec.wrong_commitment(v3(pt)), "commitment mismatch")
+        add("cdi", lambda pt: s3ec.v3_cdi_in_instruction(
+            s3ec.encrypt_v3_kms_context(pt, self.kms, "key-a", instruction_file=True)), "tampered")
+        add("wrongkek", lambda pt: s3ec.encrypt_v2_aes_gcm(pt, bytes(32)), "wrong kek_file")
+        add("denied", lambda pt: s3ec.encrypt_v2_kms_context(pt, self.kms, "key-denied"), "kms:Decrypt denied")
+        add("legacy", lambda pt: s3ec.encrypt_v1_kms(pt, self.kms, "key-a"), "allow_legacy")
+        add("plain", lambda pt: gzip.compress(pt) if not pt[:2] == b"\x1f\x8b" else pt, "not client-side encrypted")
+        self.upload(ct_key("us-east-1", DAY, "0300", "good"), v2(good_body))
+
+        h = self.harness(f"AWSLogs/{ACCOUNT}/CloudTrail/", required=True)
+        h.start()
+        h.wait(lambda: h.metric("logship_s3_objects_total", status="failed") == len(cases), 60,
+               f"{len(cases)} objects failed")
+        h.wait(lambda: set(by_id(h.events(), "eventID")) >= set(good_ids), 30, "the good object's records")
+        got = set(by_id(h.events(), "eventID"))
+        self.assertEqual(got, set(good_ids))  # nothing of a refused object
+        log = h.log()
+        for name, (key, ids, reason) in cases.items():
+            self.assertIn(key, log, name)
+            if reason:
+                self.assertTrue(any(reason in line and key in line for line in log.splitlines()),
+                                f"{name}: no line names {key} with {reason!r}\n{log[-4000:]}")
+        self.assertGreaterEqual(h.metric("logship_s3_decryption_failures_total", reason="tag"), 4)
+        self.assertEqual(h.metric("logship_s3_decryption_failures_total", reason="commitment"), 1)
+        self.assertEqual(h.metric("logship_s3_decryption_failures_total", reason="kms_access_denied"), 1)
+        self.assertEqual(h.metric("logship_s3_decryption_failures_total", reason="legacy_refused"), 1)
+        self.assertEqual(h.metric("logship_s3_decryption_failures_total", reason="not_encrypted"), 1)
+        self.assertNotIn("S3RVER", log.replace("access key id S3RVER", ""))
+        h.stop()
+
+
+if __name__ == "__main__":
+    unittest.main()
