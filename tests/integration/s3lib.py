@@ -184,3 +184,73 @@ def vpc_key(day, stamp, suffix, region="us-east-1", flow="fl-0123456789abcdef0",
 
 def ndjson_lines(first, n, pad=60):
     return "".join(json.dumps({"seq": first + i, "msg": "x" * pad}) + "\n" for i in range(n)).encode()
+
+
+class RecordingProxy:
+    """A plain HTTP proxy on 127.0.0.1 in front of an S3 server that records every request it
+    forwards (method, raw path, headers as {lower-case name: [values]}): s3rver ignores some headers
+    (SSE-C), so what logship sent is checked on the wire."""
+
+    def __init__(self, tc, upstream_port):
+        import http.client
+        import http.server
+        import threading
+        self.requests = []
+        self._lock = threading.Lock()
+        proxy = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, fmt, *args):  # quiet
+                pass
+
+            def _any(self):
+                n = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(n) if n else b""
+                hdrs = {}
+                for k, v in self.headers.items():
+                    hdrs.setdefault(k.lower(), []).append(v)
+                with proxy._lock:
+                    proxy.requests.append({"method": self.command, "path": self.path, "headers": hdrs,
+                                           "body": body})
+                up = http.client.HTTPConnection("127.0.0.1", upstream_port, timeout=60)
+                up.putrequest(self.command, self.path, skip_host=True, skip_accept_encoding=True)
+                for k, v in self.headers.items():
+                    if k.lower() not in ("connection", "keep-alive", "proxy-connection"):
+                        up.putheader(k, v)
+                up.endheaders(body if body else None)
+                r = up.getresponse()
+                data = r.read()
+                self.send_response_only(r.status, r.reason)
+                for k, v in r.getheaders():
+                    if k.lower() not in ("connection", "keep-alive", "transfer-encoding", "content-length"):
+                        self.send_header(k, v)
+                if self.command != "HEAD":
+                    self.send_header("Content-Length", str(len(data)))
+                else:
+                    cl = r.getheader("Content-Length")
+                    if cl is not None:
+                        self.send_header("Content-Length", cl)
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(data)
+                up.close()
+
+            do_GET = do_HEAD = do_PUT = do_POST = do_DELETE = _any
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.port = self.server.server_address[1]
+        self.endpoint = f"http://127.0.0.1:{self.port}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+        tc.addCleanup(self.stop)
+
+    def stop(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+    def recorded(self):
+        with self._lock:
+            return list(self.requests)
