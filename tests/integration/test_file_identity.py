@@ -131,6 +131,37 @@ class Identity(unittest.TestCase):
         h.assert_exactly_once(keys("a", 0, 3200), msg="copytruncate while stopped:")
         self.assertEqual(h.stop(), 0)
 
+    def test_c_copy_rewritten_in_place_then_stop_is_not_resent(self):
+        """Verifies `cp app.log app.log.1 && : > app.log` over an existing, already read app.log.1,
+        followed by new lines in app.log and a stop before any new position of the copy was
+        acknowledged (the copy was read to its end through app.log): after the restart nothing is sent twice (the generation that
+        placed the copy outlives the stop)."""
+        h = Harness(self, name="cp-inplace-stop")
+        h.cfg["sources"][SOURCE_ID]["include"] = [h.logdir + "/app.log*"]
+        h.rewrite_config()
+        app, copy = h.path("app.log"), h.path("app.log.1")
+        append(copy, lines_blob("c", 0, 2000))  # the previous copy, read first
+        h.start()
+        h.wait_lines(keys("c", 0, 2000))
+        append(app, lines_blob("a", 0, 50))
+        h.wait_lines(keys("a", 0, 50))
+        h.settle()
+        shutil.copyfile(app, copy)  # rewritten in place: same inode, shorter, new content
+        os.truncate(app, 0)
+        size = os.path.getsize(copy)
+        wait_for(lambda: f"app.log.1 (rewritten in place) starts at offset {size}" in h.proc.log(), 20,
+                 "the copy placed at its end")
+        append(app, lines_blob("a", 50, 60))  # app.log's entry moves on to its new generation
+        h.wait_lines(keys("a", 0, 60))
+        h.settle()
+        h.stop()
+        h.start()
+        append(app, lines_blob("a", 60, 70))
+        h.wait_lines(keys("a", 0, 70) | keys("c", 0, 2000))
+        h.settle()
+        h.assert_exactly_once(keys("a", 0, 70) | keys("c", 0, 2000), msg="copy in place, stop, start:")
+        self.assertEqual(h.stop(), 0)
+
     def test_c_copytruncate_then_more_lines_than_before_is_not_mistaken_for_growth(self):
         """Verifies a copytruncate followed at once by more bytes than were read (the file is longer
         than our offset again before logship looks) is seen as a rewrite: the new lines are read

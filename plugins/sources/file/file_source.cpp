@@ -141,6 +141,7 @@ struct FileSource::Tailed {
   bool wanted = false;      // closed, but new data was signalled
   bool undecided = false;   // maybe a copy still being written: held open, not read yet
   bool rewritten = false;   // undecided because its content was replaced (same inode, same window)
+  uint32_t gen = 0;         // generations on this inode since it was tracked (rewrites in place)
   size_t last_read = 0;     // bytes read in the previous cycle (sizes the next batch)
   std::unique_ptr<LineDecoder> decoder;
   std::unique_ptr<AckWindow<FileSource::Pos>> window;
@@ -274,12 +275,18 @@ void FileSource::start_window(Tailed& f, const Saved& sv) {
   uint64_t key = f.key;
   uint64_t serial = f.serial;
   f.window = std::make_unique<AckWindow<Pos>>(
-      Pos{sv.offset, sv.tail, sv.fp}, [this, key, serial](const Pos& p) {
+      Pos{sv.offset, sv.tail, sv.fp, f.gen}, [this, key, serial](const Pos& p) {
         std::lock_guard lk(state_mu_);
         auto it = state_.find(key);
         // A released file's late acknowledgements never move the entry of a new file that
         // reuses its inode.
         if (it == state_.end() || it->second.owner != serial) return;
+        if (p.gen != it->second.gen) {
+          // The first position of a generation rewritten in place: the entry now describes it,
+          // so the retired generation that placed it is no longer needed for a restart.
+          it->second.gen = p.gen;
+          drop_claims_locked(key);
+        }
         it->second.offset = p.offset;
         it->second.tail = p.tail;
         it->second.fp = p.fp;  // one generation: offset, tail and fingerprint move together
@@ -288,7 +295,14 @@ void FileSource::start_window(Tailed& f, const Saved& sv) {
   std::lock_guard lk(state_mu_);
   Saved owned = sv;
   owned.owner = serial;
+  owned.gen = f.gen;
   save_locked(key, owned);
+  drop_claims_locked(key);  // the entry describes where this file starts
+}
+
+void FileSource::drop_claims_locked(uint64_t key) {
+  if (std::erase_if(retired_, [&](const Retired& r) { return r.claimed_by == key; }) > 0)
+    ctx_.checkpoints->mark_dirty(ctx_.id);
 }
 
 void FileSource::save_locked(uint64_t key, const Saved& s) {
@@ -402,9 +416,10 @@ std::optional<uint64_t> FileSource::start_for(const std::string& path, int fd,
     spdlog::info("[{}] {} is a copy of {} as it was before its truncation; continuing at offset {}",
                  ctx_.id, path, it->path, off);
     {
+      // Kept until the file's checkpoint entry says where it starts (start_window(), or the
+      // first acknowledged position of a generation rewritten in place).
       std::lock_guard lk(state_mu_);
-      retired_.erase(it);
-      ctx_.checkpoints->mark_dirty(ctx_.id);
+      if (!it->claimed_by) it->claimed_by = key;
     }
     return off;
   }
@@ -728,7 +743,7 @@ awaitable<bool> FileSource::emit(Tailed& f, Fanout& out, EventBatch&& batch, uin
   uint64_t tail = end_offset == f.back_pos ? f.emitted_tail
                   : f.fd >= 0              ? tail_hash(f.fd, end_offset).value_or(0)
                                            : 0;
-  AckHandle ack = f.window->add(Pos{end_offset, tail, f.fp});
+  AckHandle ack = f.window->add(Pos{end_offset, tail, f.fp, f.gen});
   co_return co_await out.send(std::move(batch), std::move(ack));
 }
 
@@ -943,6 +958,7 @@ void FileSource::check_rotation(Tailed& f) {
       f.partial.clear();
       f.partial_split = false;
       set_position(f, 0);
+      ++f.gen;
       f.last_growth = Clock::now();
       // The new content is a new generation on the same inode, decided by content like a new
       // file: a copy written over an older copy (`cp app.log app.log.1`) continues where the

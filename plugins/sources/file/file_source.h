@@ -43,7 +43,8 @@ class FileSource : public Source {
   struct Pos {
     uint64_t offset = 0;
     uint64_t tail = 0;
-    Fingerprint fp;  ///< of the generation the offset belongs to
+    Fingerprint fp;    ///< of the generation the offset belongs to
+    uint32_t gen = 0;  ///< generation on this inode (a rewrite in place starts the next one)
   };
 
  private:
@@ -54,6 +55,7 @@ class FileSource : public Source {
     Fingerprint fp;
     int64_t closed_at = 0;  // unix seconds when released; 0 while tracked
     uint64_t owner = 0;     // serial of the Tailed whose window moves it (not persisted)
+    uint32_t gen = 0;       // generation of the owner's the entry describes (not persisted)
   };
   /// A generation of a file that was truncated (or lost while stopped): a copy of it made by
   /// copytruncate continues at `offset`.
@@ -63,6 +65,10 @@ class FileSource : public Source {
     uint64_t tail = 0;
     std::string path;
     std::chrono::steady_clock::time_point when;
+    // The file (inode key) placed by this generation while its checkpoint entry still describes
+    // the inode's previous content (a copy rewritten in place): kept until that entry moves to
+    // the new generation, so that a restart meanwhile places the copy again (not persisted).
+    uint64_t claimed_by = 0;
   };
   using Clock = std::chrono::steady_clock;
   /// A file opened by the inotify reader the moment its name was seen (created in a glob, or
@@ -117,6 +123,7 @@ class FileSource : public Source {
   void restat_closed();
   void abandon(Tailed& f, const char* why);
   void save_locked(uint64_t key, const Saved& s);
+  void drop_claims_locked(uint64_t key);
   /// A new acknowledgement window at `sv` and the file's checkpoint entry.
   void start_window(Tailed& f, const Saved& sv);
   std::string serialize_locked() const;
