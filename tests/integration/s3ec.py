@@ -222,6 +222,26 @@ def encrypt_v2_kms_context(plaintext, kms, key_id, *, context=None, instruction_
     return _v2_gcm(plaintext, data_key, iv, blob, "kms+context", ctx, instruction_file)
 
 
+def encrypt_v2_kms_context_stream(chunks, out, kms, key_id, *, context=None):
+    """v2 GCM `kms+context` of a large plaintext given as an iterable of byte chunks, written to the
+    binary file `out` (ciphertext then tag) without holding it in memory: -> Encrypted with body None."""
+    ctx = dict(context or {})
+    ctx[RESERVED_CEK] = CEK_GCM
+    data_key, blob = kms.generate_data_key(key_id, ctx)
+    iv = os.urandom(12)
+    enc = Cipher(algorithms.AES(data_key), modes.GCM(iv)).encryptor()
+    n = 0
+    for c in chunks:
+        n += len(c)
+        out.write(enc.update(c))
+    out.write(enc.finalize())
+    out.write(enc.tag)
+    meta = {"x-amz-key-v2": b64(blob), "x-amz-iv": b64(iv), "x-amz-cek-alg": CEK_GCM, "x-amz-tag-len": "128",
+            "x-amz-wrap-alg": "kms+context", "x-amz-matdesc": dump_json(ctx),
+            "x-amz-unencrypted-content-length": str(n)}
+    return Encrypted(None, meta, None, data_key)
+
+
 def encrypt_v2_aes_gcm(plaintext, kek, *, matdesc=None, instruction_file=False, data_key=None, iv=None, wrap_iv=None):
     """v2 GCM, `AES/GCM` wrap with a local KEK."""
     data_key = data_key or os.urandom(32)

@@ -88,10 +88,13 @@ class S3Server:
         for item in manifest:
             os.unlink(item["file"])
 
-    def put_file(self, key, path, bucket="logs"):
+    def put_file(self, key, path, bucket="logs", metadata=None):
         mpath = self.tmp.join("manifest-file.json")
+        item = {"bucket": bucket, "key": key, "file": path}
+        if metadata:
+            item["metadata"] = metadata
         with open(mpath, "w") as f:
-            json.dump([{"bucket": bucket, "key": key, "file": path}], f)
+            json.dump([item], f)
         env = dict(os.environ, NODE_NO_WARNINGS="1")
         r = subprocess.run(["node", PEER, "put", self.endpoint, mpath], cwd=NODE_DIR, capture_output=True,
                            text=True, timeout=900, env=env)

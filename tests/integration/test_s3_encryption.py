@@ -12,6 +12,8 @@ object with `required: true`. The spool under data_dir holds nothing once object
 import gzip
 import os
 import random
+import re
+import signal
 import sys
 import time
 import unittest
@@ -148,6 +150,182 @@ class EncryptedObjects(unittest.TestCase):
         self.assertEqual(h.metric("logship_s3_decryption_failures_total", reason="legacy_refused"), 1)
         self.assertEqual(h.metric("logship_s3_decryption_failures_total", reason="not_encrypted"), 1)
         self.assertNotIn("S3RVER", log.replace("access key id S3RVER", ""))
+        h.stop()
+
+
+class LargeEncryptedObject(unittest.TestCase):
+    def test_1gib_encrypted_object_bounded_memory_kill9_no_plaintext_on_disk(self):
+        """Verifies a 1 GiB client-side encrypted object (v2 kms+context, ndjson): peak RSS stays as
+        bounded as for plaintext objects; a kill -9 in the middle of it leaves no plaintext under
+        data_dir (only the spooled ciphertext, mode 0600); after the restart (which downloads and
+        verifies the object again) every line arrives, and what was delivered is not sent again
+        in full; the spool is empty at the end."""
+        kms = KmsPeer(keys=["key-big"], access_key="S3RVER", secret="S3RVER").start()
+        self.addCleanup(kms.stop)
+        s3 = S3Server(self)
+        marker = b"PLAINTEXT-7f3a"
+        n = 2_600_000
+        pad = "x" * 380
+
+        def chunks():
+            step = 20_000
+            for first in range(0, n, step):
+                yield "".join(f'{{"seq":{i},"mark":"PLAINTEXT-7f3a","msg":"{pad}"}}\n'
+                              for i in range(first, min(n, first + step))).encode()
+
+        path = os.path.join(s3.tmp.path, "big.ciphertext")
+        with open(path, "wb") as f:
+            enc = s3ec.encrypt_v2_kms_context_stream(chunks(), f, kms, "key-big", context={"purpose": "logs"})
+        plain_size = int(enc.metadata["x-amz-unencrypted-content-length"])
+        self.assertGreaterEqual(plain_size, 1 << 30)
+        s3.put_file("big/one.ndjson", path, metadata=enc.metadata)
+        os.unlink(path)
+
+        h = Harness(self, s3, {"big": {"format": "ndjson", "prefix": "big/", "kms_endpoint": kms.url,
+                                       "client_side_encryption": {"encryption_context": {"purpose": "logs"}}}},
+                    name="s3encbig")
+        data_dir = h.cfg["data_dir"]
+        spool = os.path.join(data_dir, "s3-spool-big")
+        out_size = lambda: os.path.getsize(h.out) if os.path.exists(h.out) else 0  # noqa: E731
+        peaks = []
+
+        def peak_of(proc):
+            try:
+                with open(f"/proc/{proc.proc.pid}/status") as f:
+                    for ln in f:
+                        if ln.startswith("VmHWM:"):
+                            return int(ln.split()[1]) // 1024
+            except OSError:
+                pass
+            return 0
+
+        h.start()
+        peak = 0
+
+        def far_enough():
+            nonlocal peak
+            peak = max(peak, peak_of(h.proc))
+            return out_size() > 400 << 20
+        h.wait(far_enough, 300, "400 MiB of the object delivered", interval=0.2)
+        peaks.append(peak)
+        h.stop(kill=True)
+
+        # No plaintext anywhere under data_dir; the spool holds ciphertext only, 0600 in a 0700 dir.
+        spooled = 0
+        for root, _dirs, files in os.walk(data_dir):
+            for name in files:
+                p = os.path.join(root, name)
+                with open(p, "rb") as f:
+                    prev = b""
+                    while True:
+                        b = f.read(8 << 20)
+                        if not b:
+                            break
+                        self.assertNotIn(marker, prev[-len(marker):] + b, f"plaintext in {p}")
+                        prev = b
+                if root == spool:
+                    spooled += 1
+                    self.assertEqual(os.stat(p).st_mode & 0o777, 0o600, p)
+        self.assertEqual(os.stat(spool).st_mode & 0o777, 0o700)
+        self.assertGreaterEqual(spooled, 1, "the ciphertext was spooled under data_dir")
+
+        h.start()
+        peak = 0
+
+        def done():
+            nonlocal peak
+            peak = max(peak, peak_of(h.proc))
+            return h.metric("logship_s3_objects_total", component_id="big", status="done") == 1
+        h.wait(done, 600, "the object done after the restart", interval=0.5)
+        last = -1
+        while out_size() != last:  # the sink has written what it got
+            last = out_size()
+            time.sleep(0.5)
+        peaks.append(peak)
+        h.wait(lambda: os.path.isdir(spool) and not os.listdir(spool), 30, "an empty spool")
+        self.assertIn("resuming", h.log())
+        self.assertEqual(h.metric("logship_s3_objects_decrypted_total", component_id="big"), 1)
+        h.stop()
+
+        seen = bytearray(n)
+        pat = re.compile(rb'"seq":(\d+)')
+        with open(h.out, "rb") as f:
+            rest = b""
+            while True:
+                b = f.read(16 << 20)
+                if not b:
+                    break
+                b = rest + b
+                cut = b.rfind(b"\n") + 1
+                for m in pat.finditer(b, 0, cut):
+                    i = int(m.group(1))
+                    if seen[i] < 255:
+                        seen[i] += 1
+                rest = b[cut:]
+        missing = seen.count(0)
+        dups = sum(seen) - (n - missing)
+        print(f"1 GiB encrypted object: {n} lines, {plain_size / 2**20:.0f} MiB, peak RSS {peaks} MiB, "
+              f"{dups} lines sent again after kill -9")
+        self.assertEqual(missing, 0, "lines lost")
+        self.assertLess(dups, n // 2, "the object was read again from its start after the restart")
+        for p in peaks:
+            self.assertLess(p, 200, "memory grew with the object")
+
+
+    def test_spool_altered_between_the_passes_forwards_nothing_altered(self):
+        """Verifies that a spooled ciphertext altered on disk after its tag was verified (logship
+        stopped with SIGSTOP once the spool is complete, one bit flipped near its end) fails the
+        object with reason "spool" before the altered block is decrypted: every line forwarded is
+        an original line."""
+        kms = KmsPeer(keys=["key-s"], access_key="S3RVER", secret="S3RVER").start()
+        self.addCleanup(kms.stop)
+        s3 = S3Server(self)
+        n = 250_000
+        pad = "x" * 380
+
+        def chunks():
+            for first in range(0, n, 10_000):
+                yield "".join(f'{{"seq":{i},"msg":"{pad}"}}\n' for i in range(first, min(n, first + 10_000))).encode()
+
+        path = os.path.join(s3.tmp.path, "obj.ciphertext")
+        with open(path, "wb") as f:
+            enc = s3ec.encrypt_v2_kms_context_stream(chunks(), f, kms, "key-s")
+        size = os.path.getsize(path)
+        s3.put_file("sp/one.ndjson", path, metadata=enc.metadata)
+        os.unlink(path)
+        h = Harness(self, s3, {"sp": {"format": "ndjson", "prefix": "sp/", "kms_endpoint": kms.url,
+                                      "client_side_encryption": {}}}, name="s3encspool")
+        spool = os.path.join(h.cfg["data_dir"], "s3-spool-sp")
+        h.start()
+
+        def full():
+            try:
+                return any(os.path.getsize(os.path.join(spool, e)) >= size for e in os.listdir(spool))
+            except OSError:
+                return False
+        h.wait(full, 120, "the whole ciphertext spooled", interval=0.001)
+        os.kill(h.proc.proc.pid, signal.SIGSTOP)
+        try:
+            (name,) = os.listdir(spool)
+            at = size * 9 // 10
+            with open(os.path.join(spool, name), "r+b") as f:
+                f.seek(at)
+                b = f.read(1)
+                # In the 'x' run of a line (CTR: the same plaintext bit flips): 'x' -> 'y'.
+                f.seek(at)
+                f.write(bytes([b[0] ^ 0x01]))
+        finally:
+            os.kill(h.proc.proc.pid, signal.SIGCONT)
+        h.wait(lambda: h.metric("logship_s3_decryption_failures_total", reason="spool") == 1, 60,
+               "the object refused (spool)")
+        h.wait(lambda: h.metric("logship_s3_objects_total", status="failed") == 1, 30, "the object failed")
+        time.sleep(0.5)
+        evs = h.events()
+        self.assertLess(len(evs), n)
+        for e in evs:
+            self.assertEqual(e["event"]["msg"], pad, f"an altered line was forwarded: {e}")
+        self.assertIn("changed on disk between verification and decryption", h.log())
+        h.wait(lambda: not os.listdir(spool), 10, "an empty spool")
         h.stop()
 
 

@@ -13,10 +13,12 @@
 #include <filesystem>
 
 #include <algorithm>
+#include <array>
 #include <deque>
 #include <map>
 #include <mutex>
 #include <set>
+#include <vector>
 
 #include "agent/aws/client.h"
 #include "agent/aws/kms.h"
@@ -483,15 +485,52 @@ class S3Source final : public Source {
 
   /// A spooled ciphertext: mode 0600 under data_dir, removed when the object is done (and at
   /// start-up, after a crash). Never plaintext.
+  /// A SHA-256 of every kChunkBytes block is kept in memory while it is written, and each block
+  /// is checked against it before it is decrypted again: a spool altered on disk between the two
+  /// passes is refused before any byte of the altered block is forwarded.
   struct Spool {
+    using Digest = std::array<unsigned char, 32>;
     int fd = -1;
     std::string path;
+    std::vector<Digest> blocks;
+    EVP_MD_CTX* md = nullptr;
+    uint64_t in_block = 0;
     Spool() = default;
     Spool(const Spool&) = delete;
     Spool& operator=(const Spool&) = delete;
     ~Spool() {
+      if (md) EVP_MD_CTX_free(md);
       if (fd >= 0) ::close(fd);
       if (!path.empty()) ::unlink(path.c_str());
+    }
+    void digest(std::string_view b) {
+      while (!b.empty()) {
+        if (!md) {
+          md = EVP_MD_CTX_new();
+          if (!md || EVP_DigestInit_ex(md, EVP_sha256(), nullptr) != 1) throw std::bad_alloc();
+        }
+        size_t n = static_cast<size_t>(std::min<uint64_t>(b.size(), kChunkBytes - in_block));
+        EVP_DigestUpdate(md, b.data(), n);
+        in_block += n;
+        b.remove_prefix(n);
+        if (in_block == kChunkBytes) close_block();
+      }
+    }
+    void close_block() {
+      if (!md) return;
+      Digest d{};
+      unsigned int len = 0;
+      EVP_DigestFinal_ex(md, d.data(), &len);
+      EVP_MD_CTX_free(md);
+      md = nullptr;
+      in_block = 0;
+      blocks.push_back(d);
+    }
+    static Digest of(std::string_view b) {
+      Digest d{};
+      unsigned int len = 0;
+      EVP_Digest(b.data(), b.size(), d.data(), &len, EVP_sha256(), nullptr);
+      return d;
     }
   };
 
@@ -838,6 +877,7 @@ class S3Source final : public Source {
             }
             body.remove_prefix(static_cast<size_t>(w));
           }
+          spool.digest(r.body);
           std::string scratch;
           verify->update(r.body, scratch);
           OPENSSL_cleanse(scratch.data(), scratch.size());
@@ -863,21 +903,37 @@ class S3Source final : public Source {
           } else if (::lseek(spool.fd, 0, SEEK_SET) != 0) {
             transient = fmt::format("rewinding the spool file {}: {}", spool.path, std::strerror(errno));
           } else {
-            // Pass 2: verified; decrypted again from the spool for the pipeline.
+            // Pass 2: verified; decrypted again from the spool for the pipeline, each block
+            // checked against its digest from pass 1 before it is decrypted.
+            spool.close_block();
             s3ec::ContentDecryptor pass(dx.env.content, *dx.key);
             std::string chunk(kChunkBytes, '\0'), plain;
-            while (transient.empty() && !ctx_.lifecycle->stopping()) {
-              ssize_t n = ::read(spool.fd, chunk.data(), chunk.size());
-              if (n < 0 && errno == EINTR) continue;
-              if (n < 0) transient = fmt::format("reading the spool file {}: {}", spool.path, std::strerror(errno));
-              if (n <= 0) break;
+            size_t block = 0;
+            while (transient.empty() && failure.empty() && !ctx_.lifecycle->stopping()) {
+              size_t n = 0;
+              while (n < chunk.size()) {  // a whole block (the last one may be shorter)
+                ssize_t k = ::read(spool.fd, chunk.data() + n, chunk.size() - n);
+                if (k < 0 && errno == EINTR) continue;
+                if (k < 0) transient = fmt::format("reading the spool file {}: {}", spool.path, std::strerror(errno));
+                if (k <= 0) break;
+                n += static_cast<size_t>(k);
+              }
+              if (!transient.empty()) break;
+              std::string_view got(chunk.data(), n);
+              if (n == 0 && block == spool.blocks.size()) break;
+              if (block >= spool.blocks.size() || Spool::of(got) != spool.blocks[block]) {
+                failure = "the spooled ciphertext changed on disk between verification and decryption";
+                decryption_failed("spool");
+                break;
+              }
+              ++block;
               plain.clear();
-              pass.update(std::string_view(chunk.data(), static_cast<size_t>(n)), plain);
+              pass.update(got, plain);
               co_await feed(plain);
               OPENSSL_cleanse(plain.data(), plain.size());
             }
             plain.clear();
-            if (transient.empty() && !ctx_.lifecycle->stopping()) {
+            if (transient.empty() && failure.empty() && !ctx_.lifecycle->stopping()) {
               if (!pass.finish(plain)) {
                 failure = "the spooled ciphertext changed on disk between verification and decryption";
                 decryption_failed("spool");
