@@ -49,11 +49,46 @@ std::string key_name(std::string_view key_id) {
   return key_id.empty() ? std::string("the key that wrapped it") : fmt::format("key {}", key_id);
 }
 
-/// A string member of a JSON object, or nullopt.
-std::optional<std::string> member(simdjson::dom::element doc, const char* name) {
-  std::string_view v;
-  if (doc[name].get(v) != simdjson::SUCCESS) return std::nullopt;
-  return std::string(v);
+/// The string members of a KMS answer. They are read in place from a padded copy of the body
+/// that is wiped afterwards: simdjson's DOM would copy the key's base64 into buffers of its own
+/// that outlive the call unwiped. Only the (non-secret) member names go through simdjson's
+/// unescaping buffer; values are taken as written, so a value with a JSON escape (base64 and
+/// key ids never need one) counts as absent.
+struct Answer {
+  std::optional<std::string> plaintext, blob, key_id;
+};
+
+Answer read_answer(std::string& body) {
+  Answer a;
+  simdjson::padded_string buf(body);
+  OPENSSL_cleanse(body.data(), body.size());
+  {
+    simdjson::ondemand::parser parser;
+    simdjson::ondemand::document doc;
+    simdjson::ondemand::object obj;
+    if (parser.iterate(buf).get(doc) == simdjson::SUCCESS &&
+        doc.get_object().get(obj) == simdjson::SUCCESS) {
+      for (auto field : obj) {
+        std::string_view name, tok;
+        if (field.unescaped_key().get(name) != simdjson::SUCCESS) break;
+        if (field.value().raw_json_token().get(tok) != simdjson::SUCCESS) break;
+        while (!tok.empty() && (tok.back() == ' ' || tok.back() == '\n' || tok.back() == '\r' ||
+                                tok.back() == '\t'))
+          tok.remove_suffix(1);
+        if (tok.size() < 2 || tok.front() != '"' || tok.back() != '"') continue;
+        tok = tok.substr(1, tok.size() - 2);
+        if (tok.find('\\') != std::string_view::npos) continue;
+        if (name == "Plaintext")
+          a.plaintext.emplace(tok);
+        else if (name == "CiphertextBlob")
+          a.blob.emplace(tok);
+        else if (name == "KeyId")
+          a.key_id.emplace(tok);
+      }
+    }
+  }
+  OPENSSL_cleanse(buf.data(), buf.size());
+  return a;
 }
 
 }  // namespace
@@ -159,17 +194,11 @@ awaitable<KmsResult<KmsDecrypted>> KmsClient::decrypt(std::string_view blob,
     out.error = explain(r, "Decrypt", key_id, what);
     co_return out;
   }
-  simdjson::dom::parser parser;
-  simdjson::dom::element doc;
-  std::optional<std::string> pt, kid;
-  if (parser.parse(r.body).get(doc) == simdjson::SUCCESS) {
-    pt = member(doc, "Plaintext");
-    kid = member(doc, "KeyId");
-  }
+  Answer ans = read_answer(r.body);  // wipes the body (it held the key)
+  auto& pt = ans.plaintext;
+  auto& kid = ans.key_id;
   std::optional<std::string> key = pt ? base64_decode(*pt) : std::nullopt;
   if (pt) OPENSSL_cleanse(pt->data(), pt->size());
-  // The response body held the key too.
-  OPENSSL_cleanse(r.body.data(), r.body.size());
   if (!key) {
     out.error = KmsError{KmsError::Kind::kOther, "",
                          fmt::format("kms:Decrypt on {} for {}: the answer holds no valid "
@@ -195,18 +224,12 @@ awaitable<KmsResult<KmsDataKey>> KmsClient::generate_data_key(std::string_view k
     out.error = explain(r, "GenerateDataKey", key_id, what);
     co_return out;
   }
-  simdjson::dom::parser parser;
-  simdjson::dom::element doc;
-  std::optional<std::string> pt, blob, kid;
-  if (parser.parse(r.body).get(doc) == simdjson::SUCCESS) {
-    pt = member(doc, "Plaintext");
-    blob = member(doc, "CiphertextBlob");
-    kid = member(doc, "KeyId");
-  }
+  Answer ans = read_answer(r.body);  // wipes the body (it held the key)
+  auto& pt = ans.plaintext;
+  auto& kid = ans.key_id;
   std::optional<std::string> key = pt ? base64_decode(*pt) : std::nullopt;
-  std::optional<std::string> wrapped = blob ? base64_decode(*blob) : std::nullopt;
+  std::optional<std::string> wrapped = ans.blob ? base64_decode(*ans.blob) : std::nullopt;
   if (pt) OPENSSL_cleanse(pt->data(), pt->size());
-  OPENSSL_cleanse(r.body.data(), r.body.size());
   if (!key || key->size() != 32 || !wrapped || wrapped->empty()) {
     if (key) OPENSSL_cleanse(key->data(), key->size());
     out.error = KmsError{KmsError::Kind::kOther, "",

@@ -211,11 +211,15 @@ def _v2_gcm(plaintext, data_key, iv, key_v2, wrap_alg, matdesc, instruction_file
     return Encrypted(body, meta, instr, data_key)
 
 
-def encrypt_v2_kms_context(plaintext, kms, key_id, *, context=None, instruction_file=False, data_key=None, iv=None):
-    """v2 GCM, `kms+context`: matdesc = context + aws:x-amz-cek-alg."""
+def encrypt_v2_kms_context(plaintext, kms, key_id, *, context=None, instruction_file=False, data_key=None, iv=None,
+                           blob=None):
+    """v2 GCM, `kms+context`: matdesc = context + aws:x-amz-cek-alg. `data_key` with its `blob` (from
+    an earlier object's Encrypted.metadata) encrypts another object under the same wrapped key."""
     ctx = dict(context or {})
     ctx[RESERVED_CEK] = CEK_GCM
-    if data_key is None:
+    if data_key is not None and blob is not None:
+        pass
+    elif data_key is None:
         data_key, blob = kms.generate_data_key(key_id, ctx)
     else:
         blob = kms.encrypt(key_id, data_key, ctx)

@@ -152,6 +152,48 @@ class EncryptedObjects(unittest.TestCase):
         self.assertNotIn("S3RVER", log.replace("access key id S3RVER", ""))
         h.stop()
 
+    def test_shared_data_key_one_kms_call_throttling_retried_missing_instruction_file(self):
+        """Verifies that objects sharing one wrapped data key cost one kms:Decrypt (the others are
+        cache hits), that KMS throttling is retried until the key is obtained (nothing failed), and
+        that an object whose envelope is in an instruction file that does not exist fails with that
+        reason, forwarding nothing."""
+        first_body, expect = ct_object(self.rnd, "share0", 20)
+        first = s3ec.encrypt_v2_kms_context(first_body, self.kms, "key-a")
+        self.upload(ct_key("us-east-1", DAY, "0400", "share0"), first)
+        blob = s3ec.unb64(first.metadata["x-amz-key-v2"])
+        for i in range(1, 6):
+            body, ids = ct_object(self.rnd, f"share{i}", 20)
+            expect.update(ids)
+            enc = s3ec.encrypt_v2_kms_context(body, self.kms, "key-a", data_key=first.data_key, blob=blob)
+            self.upload(ct_key("us-east-1", DAY, f"04{i:02d}", f"share{i}"), enc)
+        body, lost_ids = ct_object(self.rnd, "noinstr", 20)
+        enc = s3ec.encrypt_v2_kms_context(body, self.kms, "key-a", instruction_file=True)
+        missing_key = ct_key("us-east-1", DAY, "0500", "noinstr")
+        self.s3.put([(missing_key, enc.body, None, enc.metadata)])  # its .instruction is not uploaded
+        body, ids = ct_object(self.rnd, "other", 20)
+        expect.update(ids)
+        self.upload(ct_key("us-east-1", DAY, "0600", "other"),
+                    s3ec.encrypt_v2_kms_context(body, self.kms, "key-a"))
+        self.kms.reset_log()
+        self.kms.throttle(3)  # the first kms:Decrypt calls are throttled
+        h = self.harness(f"AWSLogs/{ACCOUNT}/CloudTrail/")
+        h.start()
+        h.wait(lambda: set(by_id(h.events(), "eventID")) >= set(expect), 60, "every shared-key record")
+        h.wait(lambda: h.metric("logship_s3_objects_total", status="failed") == 1, 30, "the object failed")
+        time.sleep(0.5)
+        got = by_id(h.events(), "eventID")
+        self.assertEqual(set(got), set(expect))
+        self.assertEqual(max(got.values()), 1)
+        self.assertEqual(h.metric("logship_s3_kms_calls_total"), 2, h.log()[-3000:])  # share* and other
+        self.assertEqual(h.metric("logship_s3_kms_cache_hits_total"), 5)
+        self.assertEqual(h.metric("logship_s3_decryption_failures_total", reason="instruction_missing"), 1)
+        self.assertEqual(sum(1 for e in list(self.kms.log) if e.get("error") == "ThrottlingException"), 3)
+        log = h.log()
+        self.assertTrue(any(missing_key in ln and "instruction file" in ln and "missing" in ln
+                            for ln in log.splitlines()), log[-3000:])
+        h.stop()
+
+
 
 class LargeEncryptedObject(unittest.TestCase):
     def test_1gib_encrypted_object_bounded_memory_kill9_no_plaintext_on_disk(self):

@@ -273,7 +273,7 @@ std::string Envelope::describe() const {
 }
 
 bool has_envelope(const Meta& m) {
-  return has_v1v2(m) || has_v3(m);
+  return has_v1v2(m) || has_v3(m) || find(m, "x-amz-unencrypted-content-length");
 }
 
 std::optional<Meta> parse_instruction(std::string_view body, std::string* err) {

@@ -54,7 +54,9 @@ struct Envelope {
   std::string describe() const;  ///< "v2 kms+context AES/GCM", for logs and metrics
 };
 
-/// True when the object's metadata carries any client-side encryption name (of any version).
+/// True when the object's metadata carries any client-side encryption name (of any version), or
+/// one that only the S3 Encryption Client writes (`x-amz-unencrypted-content-length`, left on an
+/// object whose whole envelope went to its instruction file).
 bool has_envelope(const Meta& object_meta);
 
 /// The envelope, from the object's metadata or (when the metadata holds none of the key names)

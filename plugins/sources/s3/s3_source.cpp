@@ -452,14 +452,30 @@ class S3Source final : public Source {
     for (auto& [k, v] : e.context) id += '\0' + k + '\0' + v;
     id = aws::sha256_hex(id);
     auto now = Clock::now();
-    {
-      std::lock_guard lk(keys_mu_);
-      auto it = keys_.find(id);
-      if (it != keys_.end() && it->second.expires > now) {
-        kms_cache_hits_.inc();
-        co_return it->second.key.copy();
+    // One kms:Decrypt per wrapped key at a time: objects that share it and miss the cache together
+    // wait for the call in flight and take its answer from the cache.
+    for (;;) {
+      {
+        std::lock_guard lk(keys_mu_);
+        auto it = keys_.find(id);
+        if (it != keys_.end() && it->second.expires > now) {
+          kms_cache_hits_.inc();
+          co_return it->second.key.copy();
+        }
+        if (keys_inflight_.insert(id).second) break;
       }
+      co_await keys_wq_.wait(keys_mu_, [&] { return keys_inflight_.count(id) == 0; });
+      now = Clock::now();
     }
+    struct Done {
+      S3Source* self;
+      const std::string& id;
+      ~Done() {
+        std::lock_guard lk(self->keys_mu_);
+        self->keys_inflight_.erase(id);
+        self->keys_wq_.notify_all();
+      }
+    } done{this, id};
     kms_calls_.inc();
     auto r = co_await kms_->decrypt(e.wrapped_key, e.context, e.kms_key_id, what);
     if (!r.ok()) {
@@ -1013,6 +1029,8 @@ class S3Source final : public Source {
   };
   std::mutex keys_mu_;
   std::map<std::string, CachedKey> keys_;  // sha256(wrapped key, context) -> data key
+  std::set<std::string> keys_inflight_;    // ids whose kms:Decrypt is under way
+  WaitQueue keys_wq_;                      // woken when one of them ends (under keys_mu_)
   std::string spool_dir_;
   std::string region_, endpoint_;
   bool path_style_ = false;

@@ -198,3 +198,29 @@ TEST_CASE("base64: canonical padded input only") {
   CHECK_FALSE(base64_decode("Zm9v\nYmFy"));
   CHECK(base64_decode("") == std::optional<std::string>(""));
 }
+
+TEST_CASE("kms: answers are read in any member order, with whitespace; an escaped key is refused") {
+  std::atomic<int> n{0};
+  Fixture f([&](const TestHttpServer::Request&) {
+    switch (n++) {
+      case 0:
+        return TestHttpServer::response(
+            200, "{ \"EncryptionAlgorithm\" : \"SYMMETRIC_DEFAULT\",\n  \"KeyId\" : \"" + kKey +
+                     "\" ,\n  \"Plaintext\"\t:\t\"" + base64_encode(kDataKey) + "\"\n}\n");
+      case 1:  // "\/" is valid JSON but no KMS answer has it: not taken as the key
+        return TestHttpServer::response(
+            200, "{\"Plaintext\":\"WlpaWlpaWlpaWlpaWlpaWlpaWlpaWlpaWlpa\\/lpaWlo=\"}");
+      default:
+        return TestHttpServer::response(200, "[\"Plaintext\"]");
+    }
+  });
+  auto a = run_sync(f.loop, f.kms.decrypt("b", {}, kKey, "s3://b/k"));
+  REQUIRE(a.ok());
+  CHECK(a.value->plaintext.bytes() == kDataKey);
+  CHECK(a.value->key_id == kKey);
+  for (int i = 0; i < 2; ++i) {
+    auto b = run_sync(f.loop, f.kms.decrypt("b", {}, kKey, "s3://b/k"));
+    REQUIRE(b.error);
+    CHECK(b.error->message.find("no valid Plaintext") != std::string::npos);
+  }
+}
