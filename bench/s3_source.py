@@ -13,7 +13,14 @@ decompressed input, decompressed MiB per CPU-second, peak RSS (VmHWM). One line 
 a JSON record under bench/results/. Needs `npm ci` in tests/ (packaging/install-deps.sh does it).
 
   python3 bench/s3_source.py [--scenario cloudtrail|vpcflow|all] [--mib 512] [--threads N]
+  python3 bench/s3_source.py --scenario cloudtrail --encrypted-vs-plain [--repeat 2]
 Target (issue 5): >= 300 MiB/s decompressed per core for CloudTrail end to end.
+
+--encrypted-vs-plain runs the same objects (same seed) plaintext and client-side encrypted (S3
+Encryption Client v2, AES-256-GCM content, a fresh data key per object wrapped `kms+context` by
+the KMS test server of tests/integration, which runs in this process), alternately, and prints the
+ratio of the medians: the cost of decryption (spool, tag verification, decryption, one KMS call per
+object). Target (issue 11): <= 10 %.
 """
 import argparse
 import gzip
@@ -128,6 +135,8 @@ def run(scenario, args, record=True):
             items, raw, events = make_cloudtrail(workdir, args.mib * 2**20, args.records)
         else:
             items, raw, events = make_vpcflow(workdir, args.mib * 2**20, args.rows)
+        if getattr(args, "encrypted", False):
+            encrypt_items(items, args.kms)
         compressed = sum(os.path.getsize(it["file"]) for it in items)
         gen_s = time.monotonic() - t_gen
         s3port = common.free_port()
@@ -153,6 +162,9 @@ def run(scenario, args, record=True):
                "format": scenario, "prefix": f"AWSLogs/{ACCOUNT}/", "poll_interval": "1s",
                "max_concurrent_objects": args.concurrency,
                "credentials": {"access_key_id": "S3RVER", "secret_access_key": "S3RVER"}}
+        if getattr(args, "encrypted", False):
+            src["kms_endpoint"] = args.kms.url
+            src["client_side_encryption"] = {"required": True, "encryption_context": {"purpose": "bench"}}
         cfg = {"data_dir": os.path.join(workdir, "data"), "admin": {"address": f"127.0.0.1:{port}"},
                "sources": {"s3": src},
                "sinks": {"bh": {"type": "blackhole", "inputs": ["s3"], "print_interval": "0"}}}
@@ -187,6 +199,8 @@ def run(scenario, args, record=True):
             cpu = common.proc_cpu_seconds(proc.pid)
             rss = common.proc_peak_rss_mib(proc.pid)
             failed = common.metric(port, "logship_s3_objects_total", component_id="s3", status="failed") or 0
+            decrypted = common.metric(port, "logship_s3_objects_decrypted_total", component_id="s3") or 0
+            kms_calls = common.metric(port, "logship_s3_kms_calls_total", component_id="s3") or 0
         finally:
             proc.terminate()
             proc.wait(timeout=30)
@@ -201,7 +215,11 @@ def run(scenario, args, record=True):
             "events_per_s": round(events / elapsed), "cpu_s": round(cpu, 2),
             "cpu_s_per_gib": round(cpu / (mib / 1024), 2), "mib_per_cpu_s": round(mib / cpu, 1) if cpu else None,
             "peak_rss_mib": round(rss, 1), "generation_s": round(gen_s, 1), "binary": common.BIN,
+            "encrypted": bool(getattr(args, "encrypted", False)), "decrypted_objects": decrypted,
+            "kms_calls": kms_calls,
         }
+        if result["encrypted"] and decrypted != n:
+            raise RuntimeError(f"{decrypted:.0f} of {n} objects decrypted")
         if not record:
             return result
         path = common.record(f"s3-{scenario}", result)
@@ -219,6 +237,57 @@ def run(scenario, args, record=True):
             shutil.rmtree(workdir, ignore_errors=True)
 
 
+def encrypt_items(items, kms):
+    """Client-side encrypts every object file in place (v2 kms+context, a data key per object)."""
+    import s3ec
+    for it in items:
+        with open(it["file"], "rb") as f:
+            body = f.read()
+        enc = s3ec.encrypt_v2_kms_context(body, kms, "bench-key", context={"purpose": "bench"})
+        with open(it["file"], "wb") as f:
+            f.write(enc.body)
+        it["metadata"] = enc.metadata
+
+
+def encrypted_vs_plain(scenario, args):
+    """The same objects plaintext and encrypted, alternately; the ratio of the medians."""
+    sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
+    from kmspeer import KmsPeer
+    kms = KmsPeer(keys=["bench-key"], access_key="S3RVER", secret="S3RVER").start()
+    runs = {False: [], True: []}
+    try:
+        for _ in range(args.repeat):
+            for enc in (False, True):
+                a = argparse.Namespace(**vars(args))
+                a.encrypted, a.kms = enc, kms
+                runs[enc].append(run(scenario, a, record=False))
+    finally:
+        kms.stop()
+
+    def med(rs, k):
+        v = sorted(r[k] for r in rs)
+        return v[len(v) // 2] if len(v) % 2 else (v[len(v) // 2 - 1] + v[len(v) // 2]) / 2
+
+    out = {}
+    for enc, rs in runs.items():
+        label = "encrypted" if enc else "plaintext"
+        for r in rs:
+            print(f"s3 {scenario} {label:9s}: {r['mib_per_s']:7.1f} MiB/s, CPU {r['cpu_s_per_gib']:.2f} s/GiB "
+                  f"({r['mib_per_cpu_s']} MiB per CPU-s), peak RSS {r['peak_rss_mib']:.1f} MiB, "
+                  f"{r['objects']} objects, {r['compressed_mib']} MiB on S3, KMS calls {r['kms_calls']:.0f}")
+        out[label] = {k: med(rs, k) for k in ("mib_per_s", "cpu_s_per_gib", "mib_per_cpu_s", "peak_rss_mib")}
+        out[label]["runs"] = rs
+    p, e = out["plaintext"], out["encrypted"]
+    out["throughput_ratio"] = round(e["mib_per_s"] / p["mib_per_s"], 3)
+    out["cpu_ratio"] = round(e["cpu_s_per_gib"] / p["cpu_s_per_gib"], 3)
+    path = common.record(f"s3-{scenario}-encrypted-vs-plain", out)
+    print(f"encrypted / plaintext (medians of {args.repeat}): throughput x{out['throughput_ratio']}, "
+          f"CPU per GiB x{out['cpu_ratio']}, peak RSS {e['peak_rss_mib']:.1f} vs {p['peak_rss_mib']:.1f} MiB  [{path}]")
+    print(f"  command: python3 bench/s3_source.py --scenario {scenario} --encrypted-vs-plain --mib {args.mib} "
+          f"--repeat {args.repeat}")
+    return out
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--scenario", choices=["cloudtrail", "vpcflow", "all"], default="all")
@@ -228,8 +297,15 @@ def main():
     ap.add_argument("--concurrency", type=int, default=4, help="max_concurrent_objects")
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--keep", action="store_true")
+    ap.add_argument("--encrypted-vs-plain", action="store_true",
+                    help="the same objects plaintext and client-side encrypted, alternately")
+    ap.add_argument("--repeat", type=int, default=2, help="runs of each kind (--encrypted-vs-plain)")
     args = ap.parse_args()
     print(f"machine: {common.machine()}  binary: {common.BIN}")
+    if args.encrypted_vs_plain:
+        for s in (["cloudtrail", "vpcflow"] if args.scenario == "all" else [args.scenario]):
+            encrypted_vs_plain(s, args)
+        return
     for s in (["cloudtrail", "vpcflow"] if args.scenario == "all" else [args.scenario]):
         run(s, args)
 

@@ -812,6 +812,10 @@ class S3Source final : public Source {
     // Client-side encrypted: authenticated content (GCM) is spooled as ciphertext and verified
     // before a byte of it is decrypted for the pipeline; legacy CBC is decrypted as it arrives.
     Decryption dx;
+    // The first range is fetched while the envelope and the data key are obtained (HEAD, the
+    // instruction file, KMS): those round trips overlap the download instead of preceding it.
+    std::shared_ptr<Fetch> first;
+    if (cfg_.cse.enabled && o.size > 0) first = fetch_range(o, 0, std::min(o.size, kChunkBytes) - 1);
     if (cfg_.cse.enabled) {
       dx = co_await prepare_decryption(o, what);
       failure = dx.failure;
@@ -845,9 +849,13 @@ class S3Source final : public Source {
         }
       }
       uint64_t off = 0;
-      std::shared_ptr<Fetch> next;
-      if (o.size > 0 && failure.empty() && transient.empty())
+      std::shared_ptr<Fetch> next = std::move(first);
+      if (!next && o.size > 0 && failure.empty() && transient.empty())
         next = fetch_range(o, 0, std::min(o.size, kChunkBytes) - 1);
+      if (next && (!failure.empty() || !transient.empty())) {
+        co_await take(next);  // not needed: let it finish before its state goes away
+        next.reset();
+      }
       while (off < o.size && failure.empty() && transient.empty()) {
         HttpResponse r = co_await take(next);
         next.reset();
@@ -923,7 +931,9 @@ class S3Source final : public Source {
             // checked against its digest from pass 1 before it is decrypted.
             spool.close_block();
             s3ec::ContentDecryptor pass(dx.env.content, *dx.key);
-            std::string chunk(kChunkBytes, '\0'), plain;
+            std::string chunk(static_cast<size_t>(std::min<uint64_t>(kChunkBytes, std::max<uint64_t>(o.size, 1))),
+                              '\0');
+            std::string plain;
             size_t block = 0;
             while (transient.empty() && failure.empty() && !ctx_.lifecycle->stopping()) {
               size_t n = 0;
