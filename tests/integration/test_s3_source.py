@@ -470,7 +470,18 @@ class Config(unittest.TestCase):
         base = "sources:\n  s:\n    type: s3\n"
         sink = "sinks:\n  o:\n    type: blackhole\n    inputs: [s]\n"
         cases = [
-            ("    mode: sqs\n    bucket: b\n    format: cloudtrail\n", ":5:11: mode: sqs"),
+            ("    mode: sqs\n    bucket: b\n    format: cloudtrail\n", ":4:5: missing required key queue_url"),
+            ("    mode: sqs\n    queue_url: sqs/q\n    format: cloudtrail\n", ":6:16: queue_url must be the queue's URL"),
+            ("    mode: sqs\n    queue_url: http://127.0.0.1:1/1/q\n    format: cloudtrail\n    visibility_timeout: 1s\n",
+             ":8:25: visibility_timeout must be between 10s and 12h"),
+            ("    mode: sqs\n    queue_url: http://127.0.0.1:1/1/q\n    format: cloudtrail\n    sqs:\n      wait_time: 30s\n",
+             ":9:18: wait_time must be between 0s and 20s"),
+            ("    mode: sqs\n    queue_url: http://127.0.0.1:1/1/q\n    format: cloudtrail\n    sqs:\n      max_messages: 11\n",
+             ":9:21:"),
+            ("    mode: poll\n    bucket: b\n    format: cloudtrail\n    queue_url: http://x/1/q\n",
+             ":8:16: queue_url is only used with mode: sqs"),
+            ("    mode: poll\n    bucket: b\n    format: cloudtrail\n    sqs:\n      max_messages: 5\n",
+             "sqs is only used with mode: sqs"),
             ("    mode: poll\n    format: cloudtrail\n", "bucket"),
             ("    mode: poll\n    bucket: b\n    format: xml\n", ":7:13:"),
             ("    mode: poll\n    bucket: b\n    format: vpcflow\n    indexed_fields: [a]\n",

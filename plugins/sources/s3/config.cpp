@@ -20,15 +20,41 @@ bool S3CredentialsConfig::any() const {
 S3SourceConfig S3SourceConfig::parse(ConfigNode& cfg) {
   S3SourceConfig c;
   c.mode = cfg.choice("mode", std::nullopt, {"poll", "sqs"});
-  if (c.mode == "sqs")
-    cfg.error("mode",
-              "mode: sqs (S3 event notifications through SQS) is not available in this "
-              "version; use mode: poll");
-  c.bucket = cfg.str("bucket");
-  if (c.bucket.empty() || c.bucket.size() > 255 || c.bucket.find('/') != std::string::npos)
+  const bool sqs = c.mode == "sqs";
+  // sqs: the bucket is optional (notifications name theirs); when set, others are refused.
+  c.bucket = sqs ? cfg.str("bucket", std::string()) : cfg.str("bucket");
+  if ((!sqs || !c.bucket.empty()) &&
+      (c.bucket.empty() || c.bucket.size() > 255 || c.bucket.find('/') != std::string::npos))
     cfg.error("bucket", "bucket must be a bucket name (no '/', at most 255 characters)");
-  cfg.touch("queue_url");
-  if (cfg.has("queue_url")) cfg.error("queue_url", "queue_url is only used with mode: sqs");
+  if (sqs) {
+    c.queue_url = cfg.str("queue_url");
+    if (c.queue_url.rfind("http://", 0) != 0 && c.queue_url.rfind("https://", 0) != 0)
+      cfg.error("queue_url",
+                "queue_url must be the queue's URL, such as "
+                "https://sqs.us-east-1.amazonaws.com/123456789012/cloudtrail-events");
+    c.visibility_timeout = cfg.duration("visibility_timeout", std::chrono::seconds(300));
+    if (c.visibility_timeout < std::chrono::seconds(10) ||
+        c.visibility_timeout > std::chrono::hours(12))
+      cfg.error("visibility_timeout", "visibility_timeout must be between 10s and 12h");
+    if (auto q = cfg.map("sqs")) {
+      c.sqs.max_messages = static_cast<int>(q->integer("max_messages", 10, 1, 10));
+      c.sqs.wait_time = q->duration("wait_time", std::chrono::seconds(20));
+      if (c.sqs.wait_time > std::chrono::seconds(20) || c.sqs.wait_time < std::chrono::seconds(0))
+        q->error("wait_time", "wait_time must be between 0s and 20s (SQS's long poll limit)");
+      c.sqs.max_in_flight = static_cast<int>(q->integer("max_in_flight", 20, 1, 10000));
+      c.sqs.delete_failed = q->boolean("delete_failed", false);
+      c.sqs.endpoint = q->str("endpoint", std::string());
+      if (!c.sqs.endpoint.empty() && c.sqs.endpoint.rfind("http://", 0) != 0 &&
+          c.sqs.endpoint.rfind("https://", 0) != 0)
+        q->error("endpoint", "sqs.endpoint must be an http:// or https:// URL");
+      q->finish();
+    }
+  } else {
+    for (const char* k : {"queue_url", "visibility_timeout", "sqs"}) {
+      cfg.touch(k);
+      if (cfg.has(k)) cfg.error(k, std::string(k) + " is only used with mode: sqs");
+    }
+  }
   c.prefix = cfg.list("prefix", std::vector<std::string>{""});
   if (c.prefix.empty()) c.prefix.push_back("");
   for (auto& p : c.prefix)
@@ -72,9 +98,6 @@ S3SourceConfig S3SourceConfig::parse(ConfigNode& cfg) {
   c.max_object_bytes = cfg.size("max_object_bytes", 10ull << 30);
   if (c.max_object_bytes < 1024)
     cfg.error("max_object_bytes", "max_object_bytes must be at least 1KiB");
-  cfg.touch("visibility_timeout");
-  if (cfg.has("visibility_timeout"))
-    cfg.error("visibility_timeout", "visibility_timeout is only used with mode: sqs");
   c.indexed_fields = cfg.list("indexed_fields", std::vector<std::string>{});
   if (!c.indexed_fields.empty() && c.format != "cloudtrail")
     cfg.error("indexed_fields", "indexed_fields applies to format: cloudtrail");

@@ -32,9 +32,21 @@ struct S3ClientSideEncryption {
   std::map<std::string, std::string> context;  ///< encryption_context entries required
 };
 
+/// `mode: sqs`: S3 event notifications consumed from an SQS queue.
+struct S3SqsConfig {
+  int max_messages = 10;                                          ///< per ReceiveMessage (1-10)
+  std::chrono::nanoseconds wait_time = std::chrono::seconds(20);  ///< long poll (0-20 s)
+  int max_in_flight = 20;      ///< messages received and not yet deleted or released
+  bool delete_failed = false;  ///< delete a message whose object failed permanently
+  std::string endpoint;  ///< "" = AWS_ENDPOINT_URL_SQS, AWS_ENDPOINT_URL, the queue URL's host
+};
+
 struct S3SourceConfig {
-  std::string mode;  ///< "poll" (the `sqs` mode comes with its own issue)
-  std::string bucket;
+  std::string mode;    ///< "poll" | "sqs"
+  std::string bucket;  ///< poll: listed; sqs: "" = any bucket a notification names
+  std::string queue_url;
+  std::chrono::nanoseconds visibility_timeout = std::chrono::seconds(300);
+  S3SqsConfig sqs;
   std::vector<std::string> prefix{""};
   std::vector<std::string> key_include, key_exclude;
   std::string format;  ///< cloudtrail | vpcflow | ndjson | lines

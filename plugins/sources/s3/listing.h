@@ -13,6 +13,14 @@ struct ObjectInfo {
   std::string etag;  ///< as S3 sends it, quotes removed
   int64_t last_modified_ns = 0;
   uint64_t size = 0;
+  std::string bucket;     ///< "" = the configured bucket (poll mode); set from notifications (sqs)
+  std::string sequencer;  ///< sqs: orders the events of one key (identifies a version without ETag)
+  /// The object's name in the source's state: the key, prefixed by the bucket when it is set.
+  std::string state_key() const { return bucket.empty() ? key : bucket + "/" + key; }
+  /// What identifies this version: the ETag, else the notification's sequencer.
+  std::string version() const {
+    return etag.empty() && !sequencer.empty() ? "seq:" + sequencer : etag;
+  }
 };
 
 struct ListPage {

@@ -22,6 +22,7 @@
 
 #include "agent/aws/client.h"
 #include "agent/aws/kms.h"
+#include "agent/aws/sqs.h"
 #include "agent/aws/credentials.h"
 #include "agent/aws/sigv4.h"
 #include "agent/core/base64.h"
@@ -35,6 +36,7 @@
 #include "plugins/sources/file/discovery.h"
 #include "plugins/sources/s3/envelope.h"
 #include "plugins/sources/s3/listing.h"
+#include "plugins/sources/s3/notification.h"
 #include "plugins/sources/s3/state.h"
 
 namespace logship::s3 {
@@ -48,6 +50,11 @@ constexpr size_t kBatchEvents = 10000;
 constexpr size_t kMinSkipRun = 1000;               // old keys in a row worth skipping
 constexpr auto kFullPassEvery = std::chrono::hours(1);
 constexpr int64_t kPruneMarginNs = 3600ll * 1'000'000'000;
+
+std::string env_or(const char* name, const std::string& dflt) {
+  const char* v = std::getenv(name);
+  return v && *v ? std::string(v) : dflt;
+}
 
 int64_t now_ns() {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(
@@ -63,7 +70,7 @@ struct ObjectProgress {
   State* state = nullptr;
   CheckpointStore* checkpoints = nullptr;
   std::string id;
-  std::function<void(const ObjectInfo&, bool finished)> on_final;  // releases the active slot
+  std::function<void(const ObjectInfo&, bool finished, bool failed)> on_final;  // releases the active slot
 
   std::mutex mu;
   struct Pending {
@@ -101,7 +108,7 @@ struct ObjectProgress {
       if (moved || finished) checkpoints->mark_dirty(id);
       release = finish_locked();
     }
-    if (release) on_final(obj, finished);
+    if (release) on_final(obj, finished, failed);
   }
   /// The reader stopped (end of stream, failure, or stop): releases the object once nothing is
   /// pending any more.
@@ -118,7 +125,7 @@ struct ObjectProgress {
       }
       release = finish_locked();
     }
-    if (release) on_final(obj, finished);
+    if (release) on_final(obj, finished, failed);
   }
   void fail(const std::string& reason) {
     std::lock_guard lk(mu);
@@ -183,6 +190,8 @@ class S3Source final : public Source {
     if (cfg_.host.empty() && ::gethostname(hn, sizeof hn - 1) == 0) cfg_.host = hn;
   }
 
+  bool ready() const override { return cfg_.mode != "sqs" || sqs_ready_.load(); }
+
   awaitable<void> run(Fanout& out) override {
     http_ = std::make_unique<HttpClient>(ctx_.executor, TlsOptions{},
                                          static_cast<int>(cfg_.max_concurrent_objects) * 2 + 2);
@@ -196,6 +205,10 @@ class S3Source final : public Source {
         spdlog::warn("[{}] client_side_encryption.allow_legacy: v1 (AES/CBC) and kms-wrapped objects without an "
                      "encryption context are read; they are not authenticated (an altered object is not detected)",
                      ctx_.id);
+    }
+    if (cfg_.mode == "sqs") {
+      co_await run_sqs(out);
+      co_return;
     }
     auto last_full = Clock::now() - kFullPassEvery;
     while (!ctx_.lifecycle->stopping()) {
@@ -214,7 +227,10 @@ class S3Source final : public Source {
   awaitable<bool> setup() {
     if (client_) co_return true;
     try {
-      region_ = co_await aws::resolve_region(*http_, cfg_.region, cfg_.credentials.profile);
+      std::string want = cfg_.region;
+      if (want.empty() && !cfg_.queue_url.empty())
+        want = aws::SqsClient::region_of(cfg_.queue_url).value_or(std::string());
+      region_ = co_await aws::resolve_region(*http_, want, cfg_.credentials.profile);
     } catch (const std::exception& e) {
       report_error(m_, "setup", "region", fmt::format("bucket {}: no AWS region: {}", cfg_.bucket, e.what()));
       co_return false;
@@ -243,16 +259,34 @@ class S3Source final : public Source {
     // Joined by hand: fmt::join trips GCC 12's -Wstringop-overflow false positive at -O3.
     std::string prefixes;
     for (auto& p : cfg_.prefix) prefixes += (prefixes.empty() ? "\"" : ", \"") + p + "\"";
+    if (cfg_.mode == "sqs") {
+      std::string sqs_endpoint = cfg_.sqs.endpoint;
+      if (sqs_endpoint.empty()) sqs_endpoint = env_or("AWS_ENDPOINT_URL_SQS", env_or("AWS_ENDPOINT_URL", ""));
+      if (sqs_endpoint.empty()) sqs_endpoint = aws::SqsClient::endpoint_of(cfg_.queue_url);
+      sqs_ = std::make_unique<aws::SqsClient>(*client_, sqs_endpoint, region_, cfg_.queue_url, ctx_.lifecycle);
+      // Long polls go through their own connections, aborted at stop (a poll waits up to 20 s).
+      sqs_http_ = std::make_unique<HttpClient>(ctx_.executor, TlsOptions{}, 2);
+      sqs_client_ = std::make_unique<aws::AwsClient>(*sqs_http_, *creds_);
+      sqs_recv_ = std::make_unique<aws::SqsClient>(*sqs_client_, sqs_endpoint, region_, cfg_.queue_url,
+                                                   ctx_.lifecycle);
+      spdlog::info("[{}] reading S3 objects named by the notifications of {} (SQS at {}; objects from {}{}) in {}{}",
+                   ctx_.id, cfg_.queue_url, sqs_endpoint, endpoint_,
+                   cfg_.bucket.empty() ? std::string() : ", bucket " + cfg_.bucket + " only", region_,
+                   path_style_ ? ", path-style" : "");
+      co_return true;
+    }
     spdlog::info("[{}] reading s3://{}/ (prefixes: {}) from {} in {}{}", ctx_.id, cfg_.bucket, prefixes,
                  endpoint_, region_, path_style_ ? ", path-style" : "");
     co_return true;
   }
 
-  std::string object_url(const std::string& key) const {
-    std::string enc = aws::uri_encode(key, /*encode_slash=*/false);
-    if (path_style_) return endpoint_ + "/" + cfg_.bucket + "/" + enc;
+  const std::string& bucket_of(const ObjectInfo& o) const { return o.bucket.empty() ? cfg_.bucket : o.bucket; }
+  std::string object_url(const ObjectInfo& o, const std::string& suffix = {}) const {
+    const std::string& bucket = bucket_of(o);
+    std::string enc = aws::uri_encode(o.key + suffix, /*encode_slash=*/false);
+    if (path_style_) return endpoint_ + "/" + bucket + "/" + enc;
     auto p = endpoint_.find("://");
-    return endpoint_.substr(0, p + 3) + cfg_.bucket + "." + endpoint_.substr(p + 3) + "/" + enc;
+    return endpoint_.substr(0, p + 3) + bucket + "." + endpoint_.substr(p + 3) + "/" + enc;
   }
   std::string bucket_url() const {
     if (path_style_) return endpoint_ + "/" + cfg_.bucket;
@@ -341,7 +375,7 @@ class S3Source final : public Source {
     HttpRequest req;
     req.method = "HEAD";
     req.path_as_is = true;
-    req.url = object_url(o.key);
+    req.url = object_url(o);
     req.timeout = std::chrono::seconds(60);
     if (!o.etag.empty()) req.headers.emplace_back("If-Match", "\"" + o.etag + "\"");
     sse_c_headers(req);
@@ -368,7 +402,7 @@ class S3Source final : public Source {
       HttpRequest ir;
       ir.method = "GET";
       ir.path_as_is = true;
-      ir.url = object_url(o.key + ".instruction");
+      ir.url = object_url(o, ".instruction");
       ir.timeout = std::chrono::seconds(60);
       HttpResponse ires = co_await send(std::move(ir));
       if (ires.status == 200) {
@@ -672,7 +706,7 @@ class S3Source final : public Source {
   // ---- readers ------------------------------------------------------------------------------
   bool is_active(const ObjectInfo& o) {
     std::lock_guard lk(mu_);
-    return active_.count(State::hash(o.key, o.etag)) > 0;
+    return active_.count(State::hash(o.state_key(), o.version())) > 0;
   }
 
   awaitable<void> wait_workers(size_t at_most) {
@@ -683,7 +717,7 @@ class S3Source final : public Source {
     {
       std::lock_guard lk(mu_);
       ++running_;
-      active_.insert(State::hash(o.key, o.etag));
+      active_.insert(State::hash(o.state_key(), o.version()));
       active_gauge_.set(static_cast<int64_t>(active_.size()));
     }
     asio::co_spawn(ctx_.executor, read_object(std::move(o), out), [this](std::exception_ptr e) {
@@ -704,7 +738,7 @@ class S3Source final : public Source {
     if (finished) objects_done_.inc();
     if (failed) objects_failed_.inc();
     std::lock_guard lk(mu_);
-    active_.erase(State::hash(o.key, o.etag));
+    active_.erase(State::hash(o.state_key(), o.version()));
     active_gauge_.set(static_cast<int64_t>(active_.size()));
   }
 
@@ -719,7 +753,7 @@ class S3Source final : public Source {
     HttpRequest req;
     req.method = "GET";
     req.path_as_is = true;  // keys may contain "/./" or "/../": sent and signed as written
-    req.url = object_url(o.key);
+    req.url = object_url(o);
     req.timeout = std::chrono::seconds(120);
     req.headers.emplace_back("Range", fmt::format("bytes={}-{}", from, to));
     if (!o.etag.empty()) req.headers.emplace_back("If-Match", "\"" + o.etag + "\"");
@@ -749,9 +783,12 @@ class S3Source final : public Source {
     prog->state = &state_;
     prog->checkpoints = ctx_.checkpoints;
     prog->id = ctx_.id;
-    prog->on_final = [this](const ObjectInfo& obj, bool finished) { release(obj, finished, false); };
+    prog->on_final = [this](const ObjectInfo& obj, bool finished, bool failed) {
+      release(obj, finished, false);
+      if (sqs_) sqs_object_final(obj, finished, failed);
+    };
     const uint64_t skip = state_.resume_point(o);
-    const std::string what = fmt::format("s3://{}/{}", cfg_.bucket, o.key);
+    const std::string what = fmt::format("s3://{}/{}", bucket_of(o), o.key);
     if (skip > 0)
       spdlog::info("[{}] resuming {} after record {} (delivered before the restart)", ctx_.id, what, skip);
 
@@ -1019,6 +1056,361 @@ class S3Source final : public Source {
     prog->reader_done(complete && sent && failure.empty());
   }
 
+  // ---- mode: sqs ----------------------------------------------------------------------------
+  /// A message held by this agent: received, not yet deleted or let go.
+  struct SqsHeld {
+    aws::SqsMessage m;
+    Clock::time_point visible_until;
+    size_t open = 0;          // objects it names whose outcome is not known yet
+    bool failed = false;      // one of them failed permanently
+    bool incomplete = false;  // one of them stopped before every record was final
+    bool lost = false;        // its receipt handle no longer works (logged once)
+  };
+
+  Counter& sqs_counter(const char* name, const char* help, const char* reason = nullptr) {
+    Labels l{{"component_id", ctx_.id}};
+    if (reason) l.emplace_back("reason", reason);
+    return metrics().counter(name, help, l);
+  }
+
+  awaitable<void> run_sqs(Fanout& out) {
+    // The queue first: /ready waits for its answer; no RedrivePolicy is worth a warning.
+    while (!ctx_.lifecycle->stopping()) {
+      if (co_await setup()) {
+        auto a = co_await sqs_->attributes();
+        if (a.ok()) {
+          sqs_ready_ = true;
+          if (!a.value->count("RedrivePolicy"))
+            spdlog::warn("[{}] the queue {} has no RedrivePolicy (dead-letter queue): a message that can never "
+                         "be processed comes back for ever; configure one (maxReceiveCount 5 or so)",
+                         ctx_.id, cfg_.queue_url);
+          break;
+        }
+        report_error_for(m_, "sqs", "queue", cfg_.queue_url, std::chrono::minutes(10),
+                         a.error->message + "; retrying in 5s");
+      }
+      if (co_await ctx_.lifecycle->sleep(std::chrono::seconds(5))) break;
+    }
+    if (ctx_.lifecycle->stopping()) co_return;
+    asio::co_spawn(ctx_.executor, sqs_dispatch(out), asio::detached);
+    asio::co_spawn(ctx_.executor, sqs_maintain(), asio::detached);
+    const auto vis = std::chrono::duration_cast<std::chrono::seconds>(cfg_.visibility_timeout);
+    const auto wait = std::chrono::duration_cast<std::chrono::seconds>(cfg_.sqs.wait_time);
+    while (!ctx_.lifecycle->stopping()) {
+      size_t room = 0;
+      {
+        std::unique_lock lk(sqs_mu_);
+        room = held_.size() < static_cast<size_t>(cfg_.sqs.max_in_flight)
+                   ? static_cast<size_t>(cfg_.sqs.max_in_flight) - held_.size()
+                   : 0;
+      }
+      if (room == 0) {  // at the limit (a slow or blocked pipeline): no more messages
+        co_await sqs_wq_.wait(
+            sqs_mu_, [&] { return held_.size() < static_cast<size_t>(cfg_.sqs.max_in_flight); },
+            std::chrono::seconds(1));
+        continue;
+      }
+      int n = static_cast<int>(std::min<size_t>(room, static_cast<size_t>(cfg_.sqs.max_messages)));
+      auto r = co_await sqs_recv_->receive(n, wait, vis);
+      if (ctx_.lifecycle->stopping()) {
+        // Received while stopping: let them go at once for another agent.
+        if (r.ok() && !r.value->empty()) {
+          std::vector<aws::SqsBatchEntry> back;
+          for (auto& m : *r.value) back.push_back({m.id, m.receipt_handle, 0});
+          co_await sqs_->change_visibility_batch(back);
+        }
+        break;
+      }
+      if (!r.ok()) {
+        report_error_for(m_, "sqs", "receive", cfg_.queue_url, std::chrono::minutes(10),
+                         r.error->message + "; retrying in 5s");
+        if (co_await ctx_.lifecycle->sleep(std::chrono::seconds(5))) break;
+        continue;
+      }
+      auto now = Clock::now();
+      for (auto& m : *r.value) sqs_take(std::move(m), now + vis);
+    }
+    // Stop: readers end; what they had in flight is acknowledged while the sinks drain (waited
+    // for a few seconds); resolved messages are deleted, the others let go at once.
+    co_await wait_workers(0);
+    auto until = Clock::now() + std::chrono::seconds(5);
+    while (Clock::now() < until) {
+      bool open = false;
+      {
+        std::lock_guard lk(sqs_mu_);
+        for (auto& [id, h] : held_)
+          if (h.open > 0) open = true;
+      }
+      co_await sqs_flush();
+      if (!open) break;
+      co_await asio::steady_timer(ctx_.executor, std::chrono::milliseconds(50)).async_wait(asio::use_awaitable);
+    }
+    co_await sqs_flush();
+    std::vector<aws::SqsBatchEntry> back;
+    {
+      std::lock_guard lk(sqs_mu_);
+      for (auto& [id, h] : held_)
+        if (!h.lost) back.push_back({std::to_string(id), h.m.receipt_handle, 0});
+      if (!back.empty())
+        sqs_counter("logship_sqs_messages_left_total", "Messages not deleted, by reason", "stopped")
+            .inc(back.size());
+      held_.clear();
+      waiting_.clear();
+    }
+    if (!back.empty()) {
+      spdlog::info("[{}] stopping: {} message(s) not finished are made visible again for another agent "
+                   "(their objects resume where delivery stopped)",
+                   ctx_.id, back.size());
+      co_await sqs_->change_visibility_batch(back);
+    }
+    {
+      std::lock_guard lk(mu_);
+      queued_.clear();
+    }
+    sqs_http_->shutdown();
+    http_->shutdown();
+  }
+
+  /// A received message: its objects are queued for the readers (or found already done, in
+  /// progress, or failed); a message that is not a notification is counted and left alone.
+  void sqs_take(aws::SqsMessage m, Clock::time_point visible_until) {
+    static const char* kHelpLeft = "Messages not deleted, by reason";
+    sqs_counter("logship_sqs_messages_received_total", "SQS messages received").inc();
+    Notification n = parse_notification(m.body);
+    std::string bad;
+    if (n.kind == Notification::Kind::kInvalid) bad = n.error;
+    if (bad.empty() && !cfg_.bucket.empty())
+      for (auto& o : n.objects)
+        if (o.bucket != cfg_.bucket) {
+          bad = fmt::format("it names bucket {}, not {} (the source's bucket)", o.bucket, cfg_.bucket);
+          break;
+        }
+    if (!bad.empty()) {
+      // Never deleted: the queue's redrive policy moves it to its dead-letter queue.
+      sqs_counter("logship_sqs_messages_invalid_total", "Messages that are not S3 notifications").inc();
+      sqs_counter("logship_sqs_messages_left_total", kHelpLeft, "invalid").inc();
+      report_error_for(m_, "sqs", "invalid_message", "invalid", std::chrono::minutes(10),
+                       fmt::format("message {} (received {} time(s)) is not usable: {}; left in the queue for its "
+                                   "redrive policy: {:.200}",
+                                   m.id, m.receive_count, bad, m.body));
+      return;
+    }
+    std::lock_guard lk(sqs_mu_);
+    uint64_t id = ++next_held_;
+    SqsHeld& h = held_[id];
+    h.m = std::move(m);
+    h.visible_until = visible_until;
+    sqs_in_flight_.set(static_cast<int64_t>(held_.size()));
+    if (n.kind == Notification::Kind::kTest) {
+      if (!test_event_logged_.exchange(true))
+        spdlog::info("[{}] s3:TestEvent received from {} (notifications are configured); deleted", ctx_.id,
+                     cfg_.queue_url);
+      resolved_.push_back(id);
+      return;
+    }
+    std::set<uint64_t> seen;
+    for (auto& no : n.objects) {
+      ObjectInfo o;
+      o.bucket = no.bucket;
+      o.key = no.key;
+      o.etag = no.etag;
+      o.size = no.size;
+      o.sequencer = no.sequencer;
+      o.last_modified_ns = no.event_time_ns ? no.event_time_ns : now_ns();
+      if (!wanted(o) || !std::any_of(cfg_.prefix.begin(), cfg_.prefix.end(),
+                                     [&](const std::string& p) { return o.key.rfind(p, 0) == 0; }))
+        continue;
+      uint64_t hk = State::hash(o.state_key(), o.version());
+      if (!seen.insert(hk).second) continue;  // named twice in one message
+      if (auto st = state_.status(o)) {
+        if (*st == State::Status::kFailed) h.failed = true;  // still failed: per sqs.delete_failed
+        continue;  // done: a repeated notification
+      }
+      ++h.open;
+      bool attached = waiting_.count(hk) > 0;  // in progress or queued for another message
+      waiting_.emplace(hk, id);
+      if (!attached && !is_active(o)) {
+        std::lock_guard lk2(mu_);
+        queued_.push_back(std::move(o));
+        wq_.notify_all();
+      }
+    }
+    if (h.open == 0) resolved_.push_back(id);
+    sqs_wq_.notify_all();
+  }
+
+  /// Starts readers for queued objects, at most max_concurrent_objects at a time.
+  awaitable<void> sqs_dispatch(Fanout& out) {
+    while (!ctx_.lifecycle->stopping()) {
+      co_await wq_.wait(
+          mu_,
+          [&] {
+            return ctx_.lifecycle->stopping() ||
+                   (!queued_.empty() && running_ < static_cast<size_t>(cfg_.max_concurrent_objects));
+          },
+          std::chrono::seconds(1));
+      std::optional<ObjectInfo> o;
+      {
+        std::lock_guard lk(mu_);
+        if (ctx_.lifecycle->stopping() || queued_.empty() ||
+            running_ >= static_cast<size_t>(cfg_.max_concurrent_objects))
+          continue;
+        o = std::move(queued_.front());
+        queued_.pop_front();
+      }
+      start_reader(std::move(*o), out);
+    }
+  }
+
+  /// An object's outcome (any thread): the messages that name it learn it.
+  void sqs_object_final(const ObjectInfo& o, bool finished, bool failed) {
+    std::lock_guard lk(sqs_mu_);
+    auto [b, e] = waiting_.equal_range(State::hash(o.state_key(), o.version()));
+    for (auto it = b; it != e; ++it) {
+      auto h = held_.find(it->second);
+      if (h == held_.end()) continue;
+      if (failed)
+        h->second.failed = true;
+      else if (!finished)
+        h->second.incomplete = true;
+      if (h->second.open > 0 && --h->second.open == 0) resolved_.push_back(it->second);
+    }
+    waiting_.erase(b, e);
+    sqs_wq_.notify_all();
+  }
+
+  /// Deletes the resolved messages whose objects are all delivered (or failed, with
+  /// sqs.delete_failed); lets the others be.
+  awaitable<void> sqs_flush() {
+    static const char* kHelpLeft = "Messages not deleted, by reason";
+    std::vector<aws::SqsBatchEntry> del;
+    std::vector<int64_t> sent;
+    {
+      std::lock_guard lk(sqs_mu_);
+      for (uint64_t id : resolved_) {
+        auto it = held_.find(id);
+        if (it == held_.end()) continue;
+        SqsHeld& h = it->second;
+        if (h.failed && !cfg_.sqs.delete_failed) {
+          sqs_counter("logship_sqs_messages_left_total", kHelpLeft, "failed").inc();
+          report_error_for(m_, "sqs", "left_failed", h.m.id, std::chrono::hours(1),
+                           fmt::format("message {} names an object that failed (see the object's error); left in the "
+                                       "queue for its redrive policy (sqs.delete_failed: false)",
+                                       h.m.id));
+        } else if (h.incomplete) {
+          // A stop: made visible again at the end of run_sqs. A transient failure: it reappears
+          // when its visibility runs out. Either way its objects resume after what was delivered.
+          if (ctx_.lifecycle->stopping()) continue;
+          sqs_counter("logship_sqs_messages_left_total", kHelpLeft, "transient").inc();
+        } else if (!h.lost) {
+          del.push_back({std::to_string(id), h.m.receipt_handle, 0});
+          sent.push_back(h.m.sent_ms);
+          continue;  // erased once deleted
+        }
+        held_.erase(it);
+      }
+      resolved_.clear();
+      sqs_in_flight_.set(static_cast<int64_t>(held_.size()));
+    }
+    if (del.empty()) co_return;
+    auto r = co_await sqs_->delete_batch(del);
+    std::set<std::string> failed_ids;
+    if (r.value)
+      for (auto& f : *r.value) {
+        failed_ids.insert(f.id);
+        if (f.receipt_lost())
+          report_error_for(m_, "sqs", "delete_lost", "delete", std::chrono::minutes(10),
+                           fmt::format("a message could not be deleted: {} {} (its visibility ran out and it was "
+                                       "received again: its records may be sent twice)",
+                                       f.code, f.message));
+      }
+    if (r.error)
+      report_error_for(m_, "sqs", "delete", cfg_.queue_url, std::chrono::minutes(10),
+                       r.error->message + "; retried");
+    auto& deleted = sqs_counter("logship_sqs_messages_deleted_total", "Messages deleted after delivery");
+    int64_t now_ms = now_ns() / 1'000'000;
+    std::lock_guard lk(sqs_mu_);
+    for (size_t i = 0; i < del.size(); ++i) {
+      uint64_t id = std::stoull(del[i].id);
+      bool gone = !failed_ids.count(del[i].id);
+      auto it = held_.find(id);
+      if (gone) {
+        deleted.inc();
+        if (sent[i] > 0) age_at_delete_.observe(static_cast<double>(std::max<int64_t>(0, now_ms - sent[i])) / 1000.0);
+        if (it != held_.end()) held_.erase(it);
+        continue;
+      }
+      // Not deleted: retried at the next flush unless its receipt is lost.
+      bool lost = false;
+      if (r.value)
+        for (auto& f : *r.value)
+          if (f.id == del[i].id && f.receipt_lost()) lost = true;
+      if (it != held_.end()) {
+        if (lost)
+          held_.erase(it);
+        else
+          resolved_.push_back(id);
+      }
+    }
+    sqs_in_flight_.set(static_cast<int64_t>(held_.size()));
+    sqs_wq_.notify_all();
+  }
+
+  /// Every second: deletes what is resolved, extends the visibility of messages whose objects
+  /// are in progress (at half of visibility_timeout, batched), forgets old state.
+  awaitable<void> sqs_maintain() {
+    const auto vis = std::chrono::duration_cast<std::chrono::seconds>(cfg_.visibility_timeout);
+    auto& ext = sqs_counter("logship_sqs_visibility_extensions_total", "ChangeMessageVisibility extensions");
+    auto last_prune = Clock::now();
+    while (!ctx_.lifecycle->stopping()) {
+      co_await sqs_wq_.wait(sqs_mu_, [&] { return !resolved_.empty() || ctx_.lifecycle->stopping(); },
+                            std::chrono::seconds(1));
+      if (ctx_.lifecycle->stopping()) break;
+      co_await sqs_flush();
+      std::vector<aws::SqsBatchEntry> extend;
+      auto now = Clock::now();
+      {
+        std::lock_guard lk(sqs_mu_);
+        for (auto& [id, h] : held_)
+          if (!h.lost && h.visible_until - now <= vis / 2)
+            extend.push_back({std::to_string(id), h.m.receipt_handle, static_cast<int>(vis.count())});
+      }
+      if (!extend.empty()) {
+        auto r = co_await sqs_->change_visibility_batch(extend);
+        std::set<std::string> failed;
+        if (r.value)
+          for (auto& f : *r.value) {
+            failed.insert(f.id);
+            if (!f.receipt_lost()) continue;
+            std::lock_guard lk(sqs_mu_);
+            auto it = held_.find(std::stoull(f.id));
+            if (it != held_.end() && !it->second.lost) {
+              it->second.lost = true;
+              report_error_for(m_, "sqs", "receipt_lost", it->second.m.id, std::chrono::hours(1),
+                               fmt::format("message {}: its visibility can no longer be extended ({} {}); it may be "
+                                           "processed again by another consumer (raise visibility_timeout)",
+                                           it->second.m.id, f.code, f.message));
+            }
+          }
+        std::lock_guard lk(sqs_mu_);
+        for (auto& e : extend) {
+          if (failed.count(e.id)) continue;
+          auto it = held_.find(std::stoull(e.id));
+          if (it == held_.end()) continue;
+          it->second.visible_until = now + vis;
+          ext.inc();
+        }
+      }
+      if (now - last_prune > std::chrono::minutes(1)) {
+        last_prune = now;
+        state_.prune(now_ns() - std::chrono::duration_cast<std::chrono::nanoseconds>(cfg_.lookback).count() -
+                     kPruneMarginNs);
+        state_objects_.set(static_cast<int64_t>(state_.size()));
+        ctx_.checkpoints->mark_dirty(ctx_.id);
+      }
+    }
+  }
+
   S3SourceConfig cfg_;
   ComponentContext ctx_;
   ComponentMetrics m_;
@@ -1051,6 +1443,25 @@ class S3Source final : public Source {
   WaitQueue wq_;
   size_t running_ = 0;
   std::set<uint64_t> active_;
+  std::deque<ObjectInfo> queued_;  // sqs: objects waiting for a reader (under mu_)
+
+  // sqs (under sqs_mu_ unless atomic)
+  std::unique_ptr<aws::SqsClient> sqs_, sqs_recv_;
+  std::unique_ptr<HttpClient> sqs_http_;
+  std::unique_ptr<aws::AwsClient> sqs_client_;
+  std::atomic<bool> sqs_ready_{false}, test_event_logged_{false};
+  std::mutex sqs_mu_;
+  WaitQueue sqs_wq_;
+  std::map<uint64_t, SqsHeld> held_;
+  uint64_t next_held_ = 0;
+  std::multimap<uint64_t, uint64_t> waiting_;  // object (State::hash) -> held messages naming it
+  std::vector<uint64_t> resolved_;             // held messages whose objects all have an outcome
+  Gauge& sqs_in_flight_ = metrics().gauge("logship_sqs_messages_in_flight",
+                                          "Messages received and not yet deleted or let go",
+                                          {{"component_id", ctx_.id}});
+  Histogram& age_at_delete_ = metrics().histogram(
+      "logship_sqs_message_age_seconds", "Age of a message (since it was sent) when it was deleted",
+      {{"component_id", ctx_.id}}, {1, 5, 15, 60, 300, 900, 3600, 21600});
 };
 
 }  // namespace

@@ -29,42 +29,51 @@ uint64_t State::hash(std::string_view key, std::string_view etag) {
 
 bool State::finished(const ObjectInfo& o) const {
   std::lock_guard lk(mu_);
-  return seen_.count(hash(o.key, o.etag)) > 0;
+  return seen_.count(hash(o.state_key(), o.version())) > 0;
+}
+
+std::optional<State::Status> State::status(const ObjectInfo& o) const {
+  std::lock_guard lk(mu_);
+  auto it = seen_.find(hash(o.state_key(), o.version()));
+  if (it == seen_.end()) return std::nullopt;
+  return it->second.status;
 }
 
 uint64_t State::resume_point(const ObjectInfo& o) const {
   std::lock_guard lk(mu_);
-  auto it = in_progress_.find(o.key);
-  if (it == in_progress_.end() || it->second.etag != o.etag) return 0;
+  auto it = in_progress_.find(o.state_key());
+  if (it == in_progress_.end() || it->second.etag != o.version()) return 0;
   return it->second.records_done;
 }
 
 void State::progress(const ObjectInfo& o, uint64_t records_done) {
   std::lock_guard lk(mu_);
-  auto& p = in_progress_[o.key];
-  p.etag = o.etag;
+  auto& p = in_progress_[o.state_key()];
+  p.etag = o.version();
   p.last_modified_ns = o.last_modified_ns;
   p.records_done = records_done;
 }
 
 void State::done(const ObjectInfo& o) {
   std::lock_guard lk(mu_);
-  in_progress_.erase(o.key);
-  seen_[hash(o.key, o.etag)] = Seen{o.last_modified_ns / kNsPerS, Status::kDone};
+  in_progress_.erase(o.state_key());
+  seen_[hash(o.state_key(), o.version())] = Seen{o.last_modified_ns / kNsPerS, Status::kDone};
 }
 
 void State::failed(const ObjectInfo& o, const std::string& reason) {
   std::lock_guard lk(mu_);
-  in_progress_.erase(o.key);
-  seen_[hash(o.key, o.etag)] = Seen{o.last_modified_ns / kNsPerS, Status::kFailed};
-  failed_[o.key] = Failed{o.etag, o.last_modified_ns, reason.substr(0, 1000)};
+  in_progress_.erase(o.state_key());
+  seen_[hash(o.state_key(), o.version())] = Seen{o.last_modified_ns / kNsPerS, Status::kFailed};
+  failed_[o.state_key()] = Failed{o.version(), o.last_modified_ns, reason.substr(0, 1000)};
 }
 
 size_t State::prune(int64_t cutoff_ns) {
   std::lock_guard lk(mu_);
   int64_t cutoff_s = cutoff_ns / kNsPerS;
-  size_t n = std::erase_if(seen_, [&](const auto& kv) { return kv.second.last_modified_s < cutoff_s; });
-  std::erase_if(in_progress_, [&](const auto& kv) { return kv.second.last_modified_ns < cutoff_ns; });
+  size_t n =
+      std::erase_if(seen_, [&](const auto& kv) { return kv.second.last_modified_s < cutoff_s; });
+  std::erase_if(in_progress_,
+                [&](const auto& kv) { return kv.second.last_modified_ns < cutoff_ns; });
   std::erase_if(failed_, [&](const auto& kv) { return kv.second.last_modified_ns < cutoff_ns; });
   return n;
 }
@@ -129,8 +138,7 @@ bool State::load(std::string_view json, std::string* error) {
   };
   if (parser.parse(json.data(), json.size()).get(doc)) return fail("not JSON");
   int64_t version = 0;
-  if (doc["version"].get_int64().get(version) || version != 1)
-    return fail("unknown state version");
+  if (doc["version"].get_int64().get(version) || version != 1) return fail("unknown state version");
   simdjson::dom::array arr;
   if (!doc["seen"].get_array().get(arr)) {
     for (auto e : arr) {

@@ -38,6 +38,8 @@ class State {
 
   /// True if this version of the object is done or failed.
   bool finished(const ObjectInfo& o) const;
+  /// Done or failed (this version), nullopt when neither.
+  std::optional<Status> status(const ObjectInfo& o) const;
   /// Records already delivered of an object in progress (0 when new).
   uint64_t resume_point(const ObjectInfo& o) const;
 

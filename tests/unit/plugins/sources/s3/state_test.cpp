@@ -9,7 +9,12 @@ using namespace logship::s3;
 namespace {
 constexpr int64_t kS = 1'000'000'000;
 ObjectInfo obj(std::string key, std::string etag, int64_t lm_s) {
-  return ObjectInfo{std::move(key), std::move(etag), lm_s * kS, 100};
+  ObjectInfo o;
+  o.key = std::move(key);
+  o.etag = std::move(etag);
+  o.last_modified_ns = lm_s * kS;
+  o.size = 100;
+  return o;
 }
 }  // namespace
 
@@ -48,7 +53,7 @@ TEST_CASE("s3 state: key + ETag identity, progress, failure, prune, round trip")
   // Forgetting what is older than the window.
   CHECK(back.prune(2500 * kS) == 1);  // a (done)
   CHECK_FALSE(back.finished(a));
-  CHECK(back.resume_point(b) == 0);   // in progress, older than the cutoff: forgotten too
+  CHECK(back.resume_point(b) == 0);  // in progress, older than the cutoff: forgotten too
   CHECK(back.finished(c));
 }
 
@@ -65,7 +70,8 @@ TEST_CASE("s3 state: bad checkpoints are rejected, an empty one is a fresh start
 
 TEST_CASE("s3 state: memory per object stays small for a busy bucket") {
   State st;
-  for (int i = 0; i < 100000; ++i) st.done(obj("k/" + std::to_string(i), "etag" + std::to_string(i), i));
+  for (int i = 0; i < 100000; ++i)
+    st.done(obj("k/" + std::to_string(i), "etag" + std::to_string(i), i));
   CHECK(st.size() == 100000);
   std::string json = st.serialize();
   CHECK(json.size() < 100000 * 45);
@@ -98,13 +104,45 @@ TEST_CASE("ListObjectsV2: keys unescaped, ETag unquoted, pagination") {
 TEST_CASE("ListObjectsV2: malformed answers are errors, not empty pages") {
   std::string err;
   CHECK_FALSE(parse_list_objects_v2("<Error><Code>AccessDenied</Code></Error>", &err));
-  CHECK_FALSE(parse_list_objects_v2("<ListBucketResult><Contents><Size>1</Size></Contents></ListBucketResult>", &err));
-  CHECK(err.find("Key") != std::string::npos);
   CHECK_FALSE(parse_list_objects_v2(
-      "<ListBucketResult><Contents><Key>k</Key><LastModified>yesterday</LastModified></Contents></ListBucketResult>",
-      &err));
-  CHECK_FALSE(parse_list_objects_v2("<ListBucketResult><IsTruncated>true</IsTruncated></ListBucketResult>", &err));
-  auto empty = parse_list_objects_v2("<ListBucketResult><IsTruncated>false</IsTruncated></ListBucketResult>", &err);
+      "<ListBucketResult><Contents><Size>1</Size></Contents></ListBucketResult>", &err));
+  CHECK(err.find("Key") != std::string::npos);
+  CHECK_FALSE(
+      parse_list_objects_v2("<ListBucketResult><Contents><Key>k</Key><LastModified>yesterday</"
+                            "LastModified></Contents></ListBucketResult>",
+                            &err));
+  CHECK_FALSE(parse_list_objects_v2(
+      "<ListBucketResult><IsTruncated>true</IsTruncated></ListBucketResult>", &err));
+  auto empty = parse_list_objects_v2(
+      "<ListBucketResult><IsTruncated>false</IsTruncated></ListBucketResult>", &err);
   REQUIRE(empty);
   CHECK(empty->objects.empty());
+}
+
+TEST_CASE("s3 state: objects of two buckets with one key are two objects; a version without ETag") {
+  State st;
+  ObjectInfo a = obj("k", "e1", 1000);
+  a.bucket = "one";
+  ObjectInfo b = a;
+  b.bucket = "two";
+  st.progress(a, 5);
+  CHECK(st.resume_point(a) == 5);
+  CHECK(st.resume_point(b) == 0);
+  st.done(a);
+  CHECK(st.status(a) == State::Status::kDone);
+  CHECK_FALSE(st.status(b));
+  ObjectInfo c = obj("k", "", 1000);
+  c.bucket = "one";
+  c.sequencer = "0055A";
+  CHECK_FALSE(st.finished(c));
+  st.failed(c, "corrupt");
+  CHECK(st.status(c) == State::Status::kFailed);
+  ObjectInfo d = c;
+  d.sequencer = "0055B";  // a later version of the key
+  CHECK_FALSE(st.finished(d));
+  State back;
+  std::string err;
+  REQUIRE(back.load(st.serialize(), &err));
+  CHECK(back.status(a) == State::Status::kDone);
+  CHECK(back.status(c) == State::Status::kFailed);
 }
