@@ -155,6 +155,7 @@ class Delivery(unittest.TestCase):
         once the receiver accepts the records."""
         r = Rig(self)
         (key,) = r.objects(["held"], records=30)
+        more = r.objects([f"more{i}" for i in range(12)], records=3)
         tmp = TempDir(prefix="logship-sqs-hec-")
         self.addCleanup(tmp.cleanup)
         hec = HecServerProcess(tmp.path, switches={"fail_503": 10**6})
@@ -165,20 +166,23 @@ class Delivery(unittest.TestCase):
         os.chmod(token, 0o600)
         sink = {"type": "splunk_hec", "inputs": ["q"], "endpoints": [hec.url], "token_file": token,
                 "retry": {"initial_backoff": "50ms", "max_backoff": "500ms"}}
-        h = r.agent(name="sqsheld", sink=sink)
-        r.sqs.send(r.url, [r.direct(key)])
+        # At most 4 messages held: with the receiver refusing, the rest of the queue stays visible.
+        h = r.agent(name="sqsheld", sink=sink, sqs={"max_in_flight": 4})
+        r.sqs.send(r.url, [r.direct(key)] + [r.direct(k) for k in more])
         h.start()
-        h.wait(lambda: hec.stats()["requests_by_status"].get("503", 0) > 0 and r.sqs.counts(r.url) == (0, 1), 30,
-               "the message in flight, the receiver refusing")
+        h.wait(lambda: hec.stats()["requests_by_status"].get("503", 0) > 0 and r.sqs.counts(r.url) == (9, 4), 30,
+               "four messages in flight, the receiver refusing")
         t0 = time.monotonic()
         while time.monotonic() - t0 < 13:  # longer than visibility_timeout
-            self.assertEqual(r.sqs.counts(r.url), (0, 1), "the message became visible or was deleted")
+            self.assertEqual(r.sqs.counts(r.url), (9, 4), "a held message became visible or was deleted")
             time.sleep(0.5)
-        self.assertEqual(r.sqs.receive(r.url, 10, 0), [], "a second consumer got the message")
-        self.assertGreaterEqual(sqs_metric(h, "logship_sqs_visibility_extensions_total"), 1)
+        got = {m["MessageId"] for m in r.sqs.receive(r.url, 10, 0)}
+        self.assertEqual(len(got), 9, "a second consumer must get only the nine messages not held")
+        self.assertGreaterEqual(sqs_metric(h, "logship_sqs_visibility_extensions_total"), 4)
         self.assertEqual(sqs_metric(h, "logship_sqs_messages_deleted_total"), 0)
+        self.assertLessEqual(sqs_metric(h, "logship_sqs_messages_received_total"), 4 + 9)
         hec.control(fail_503=0)
-        h.wait(lambda: sqs_metric(h, "logship_sqs_messages_deleted_total") == 1, 30, "deleted after delivery")
+        h.wait(lambda: sqs_metric(h, "logship_sqs_messages_deleted_total") == 13, 60, "deleted after delivery")
         r.sqs.wait_counts(r.url, 0, 0)
         seqs = [e for e in hec.events()]
         ids = collections.Counter(e["event"]["eventID"] for e in seqs if isinstance(e.get("event"), dict))
@@ -245,6 +249,57 @@ class Fleet(unittest.TestCase):
         print(f"kill -9: {sum(n - 1 for n in got.values())} records sent twice, in {len(dup_sources)} object(s)")
         for h in agents[1:]:
             h.stop()
+
+
+class Encrypted(unittest.TestCase):
+    def test_client_side_encrypted_objects_through_sqs(self):
+        """Verifies client-side encrypted CloudTrail objects named by notifications (v2 kms+context,
+        v2 AES/GCM with an instruction file, whose own notification is skipped, v3): decrypted,
+        every record once, every message deleted; a tampered one is refused and left."""
+        import s3ec
+        from kmspeer import KmsPeer
+        kms = KmsPeer(keys=["key-q"], access_key="S3RVER", secret="S3RVER").start()
+        self.addCleanup(kms.stop)
+        r = Rig(self)
+        kek = os.path.join(r.s3.tmp.path, "kek.bin")
+        with open(kek, "wb") as f:
+            f.write(bytes(range(32)))
+        os.chmod(kek, 0o600)
+        made = {
+            "v2kms": lambda pt: s3ec.encrypt_v2_kms_context(pt, kms, "key-q", context={"team": "sec"}),
+            "v2ins": lambda pt: s3ec.encrypt_v2_aes_gcm(pt, bytes(range(32)), instruction_file=True),
+            "v3kms": lambda pt: s3ec.encrypt_v3_kms_context(pt, kms, "key-q", context={"team": "sec"}),
+            "tampered": lambda pt: s3ec.flip_ciphertext(s3ec.encrypt_v2_kms_context(pt, kms, "key-q"), "middle"),
+        }
+        keys, lost = [], set()
+        for i, (name, fn) in enumerate(made.items()):
+            body, ids = ct_file(r.rnd, name, 20, NOW - 600)
+            if name == "tampered":
+                lost.update(ids)
+            else:
+                r.expect.update(ids)
+            enc = fn(body)
+            key = ct_key("us-east-1", DAY, f"07{i:02d}", name)
+            objs = [(key, enc.body, None, enc.metadata)]
+            if enc.instruction is not None:
+                objs.append((key + ".instruction", enc.instruction_body))
+            r.s3.put(objs, bucket=BUCKET)
+            for k, b in [(o[0], o[1]) for o in objs]:
+                r.keys[k] = (len(b), etag(b))
+                keys.append(k)
+        r.sqs.send(r.url, [r.direct(k) for k in keys])
+        h = r.agent(name="sqsenc", kms_endpoint=kms.url, client_side_encryption={"kek_file": kek})
+        h.start()
+        h.wait(lambda: set(by_id(h.events(), "eventID")) >= set(r.expect), 60, "every decrypted record")
+        h.wait(lambda: sqs_metric(h, "logship_sqs_messages_deleted_total") == len(keys) - 1, 30,
+               "every message but the tampered object's deleted")
+        got = by_id(h.events(), "eventID")
+        self.assertEqual(set(got), set(r.expect))
+        self.assertEqual(max(got.values()), 1)
+        self.assertEqual(h.metric("logship_s3_objects_decrypted_total", component_id="q"), 3)
+        self.assertEqual(h.metric("logship_s3_decryption_failures_total", component_id="q", reason="tag"), 1)
+        self.assertEqual(sqs_metric(h, "logship_sqs_messages_left_total", reason="failed"), 1)
+        h.stop()
 
 
 class BadInput(unittest.TestCase):
