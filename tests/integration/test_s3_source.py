@@ -451,7 +451,7 @@ class Signatures(unittest.TestCase):
 
 class Config(unittest.TestCase):
     def test_examples_are_valid_and_bad_keys_are_precise_errors(self):
-        """conf/examples/{cloudtrail,vpcflow}-s3.yaml pass `logship check`; bad s3 settings exit 2
+        """conf/examples/{cloudtrail-s3,cloudtrail-sqs,vpcflow-s3}.yaml pass `logship check`; bad s3 settings exit 2
         with file:line:col."""
         tmp = TempDir(prefix="logship-s3cfg-")
         self.addCleanup(tmp.cleanup)
@@ -459,7 +459,7 @@ class Config(unittest.TestCase):
         with open(token, "w") as f:
             f.write("t\n")
         os.chmod(token, 0o600)
-        for name in ("cloudtrail-s3", "vpcflow-s3"):
+        for name in ("cloudtrail-s3", "cloudtrail-sqs", "vpcflow-s3"):
             with open(os.path.join(SOURCE_DIR, "conf", "examples", name + ".yaml")) as f:
                 text = f.read().replace("/etc/logship/hec-token", token).replace("/var/lib/logship", tmp.join("d"))
             path = tmp.join(name + ".yaml")
