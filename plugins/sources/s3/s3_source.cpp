@@ -1409,6 +1409,9 @@ class S3Source final : public Source {
         ctx_.checkpoints->mark_dirty(ctx_.id);
       }
     }
+    // A long poll in flight would hold the stop for up to sqs.wait_time: aborted (a message it
+    // was about to hand over becomes visible again when its visibility runs out).
+    sqs_http_->shutdown();
   }
 
   S3SourceConfig cfg_;
