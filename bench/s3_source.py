@@ -20,7 +20,8 @@ Target (issue 5): >= 300 MiB/s decompressed per core for CloudTrail end to end.
 Encryption Client v2, AES-256-GCM content, a fresh data key per object wrapped `kms+context` by
 the KMS test server of tests/integration, which runs in this process), alternately, and prints the
 ratio of the medians: the cost of decryption (spool, tag verification, decryption, one KMS call per
-object). Target (issue 11): <= 10 %.
+object). Target (issue 11): <= 10 %. LOGSHIP_PERF=<file> records the encrypted runs with
+`perf record -g` into that file (a profile of where decryption's cost goes).
 """
 import argparse
 import gzip
@@ -174,6 +175,8 @@ def run(scenario, args, record=True):
         with open(cfg_path, "w") as f:
             json.dump(cfg, f, indent=2)
         cmd = [common.BIN, "run", "-c", cfg_path]
+        if os.environ.get("LOGSHIP_PERF") and getattr(args, "encrypted", False):
+            cmd = ["perf", "record", "-e", "cpu-clock", "-F", "4999", "-g", "-o", os.environ["LOGSHIP_PERF"], "--"] + cmd
         penv = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
         penv["AWS_EC2_METADATA_DISABLED"] = "true"
         log = open(os.path.join(workdir, "logship.log"), "wb")

@@ -27,6 +27,13 @@ from test_s3_source import DAY, NOW, Harness, by_id  # noqa: E402
 KEK = bytes(range(32))
 
 
+def spool_bytes(spool):
+    """Bytes held in the spool directory (its files are emptied and reused, removed at stop)."""
+    if not os.path.isdir(spool):
+        return None
+    return sum(os.path.getsize(os.path.join(spool, e)) for e in os.listdir(spool))
+
+
 def ct_object(rnd, name, n):
     body, ids = ct_file(rnd, name, n, NOW - 600)
     return body, ids
@@ -93,9 +100,10 @@ class EncryptedObjects(unittest.TestCase):
         self.assertEqual(h.metric("logship_s3_kms_calls_total"), 5)  # one per KMS-wrapped object
         self.assertGreaterEqual(self.kms.ok_counts["Decrypt"], 5)
         spool = os.path.join(h.cfg["data_dir"], "s3-spool-ct")
-        h.wait(lambda: os.path.isdir(spool) and not os.listdir(spool), 10, "an empty spool")
+        h.wait(lambda: spool_bytes(spool) == 0, 10, "an empty spool")
         self.assertIn("allow_legacy", h.log())  # the start-up warning
         h.stop()
+        self.assertEqual(os.listdir(spool), [], "spool files left after the stop")
 
     def test_tampered_and_refused_objects_forward_nothing(self):
         """Verifies that every tampering, a wrong KEK, a denied KMS key, a legacy object without
@@ -194,6 +202,31 @@ class EncryptedObjects(unittest.TestCase):
         h.stop()
 
 
+    def test_commitment_require_reads_only_v3(self):
+        """Verifies `commitment: require`: v3 objects (both wraps) are read, v2 and v1 objects are
+        refused with reason commitment_required and nothing of them is forwarded."""
+        expect, refused = {}, {}
+        cases = [
+            ("v3kms", lambda pt: s3ec.encrypt_v3_kms_context(pt, self.kms, "key-a"), True),
+            ("v3kek", lambda pt: s3ec.encrypt_v3_aes_gcm(pt, KEK), True),
+            ("v2kms", lambda pt: s3ec.encrypt_v2_kms_context(pt, self.kms, "key-a"), False),
+            ("v2kek", lambda pt: s3ec.encrypt_v2_aes_gcm(pt, KEK), False),
+            ("v1", lambda pt: s3ec.encrypt_v1_kms(pt, self.kms, "key-a"), False),
+        ]
+        for i, (name, fn, ok) in enumerate(cases):
+            body, ids = ct_object(self.rnd, name, 15)
+            (expect if ok else refused).update(ids)
+            self.upload(ct_key("us-east-1", DAY, f"08{i:02d}", name), fn(body))
+        h = self.harness(f"AWSLogs/{ACCOUNT}/CloudTrail/", commitment="require", allow_legacy=True)
+        h.start()
+        h.wait(lambda: h.metric("logship_s3_objects_total", status="failed") == 3, 60, "three objects refused")
+        h.wait(lambda: set(by_id(h.events(), "eventID")) >= set(expect), 30, "the v3 records")
+        time.sleep(0.5)
+        got = by_id(h.events(), "eventID")
+        self.assertEqual(set(got), set(expect))
+        self.assertEqual(h.metric("logship_s3_decryption_failures_total", reason="commitment_required"), 3)
+        h.stop()
+
 
 class LargeEncryptedObject(unittest.TestCase):
     def test_1gib_encrypted_object_bounded_memory_kill9_no_plaintext_on_disk(self):
@@ -284,7 +317,7 @@ class LargeEncryptedObject(unittest.TestCase):
             last = out_size()
             time.sleep(0.5)
         peaks.append(peak)
-        h.wait(lambda: os.path.isdir(spool) and not os.listdir(spool), 30, "an empty spool")
+        h.wait(lambda: spool_bytes(spool) == 0, 30, "an empty spool")
         self.assertIn("resuming", h.log())
         self.assertEqual(h.metric("logship_s3_objects_decrypted_total", component_id="big"), 1)
         h.stop()
@@ -367,7 +400,7 @@ class LargeEncryptedObject(unittest.TestCase):
         for e in evs:
             self.assertEqual(e["event"]["msg"], pad, f"an altered line was forwarded: {e}")
         self.assertIn("changed on disk between verification and decryption", h.log())
-        h.wait(lambda: not os.listdir(spool), 10, "an empty spool")
+        h.wait(lambda: spool_bytes(spool) == 0, 10, "an empty spool")
         h.stop()
 
 

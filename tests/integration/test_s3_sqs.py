@@ -254,7 +254,8 @@ class Fleet(unittest.TestCase):
 class Encrypted(unittest.TestCase):
     def test_client_side_encrypted_objects_through_sqs(self):
         """Verifies client-side encrypted CloudTrail objects named by notifications (v2 kms+context,
-        v2 AES/GCM with an instruction file, whose own notification is skipped, v3): decrypted,
+        v2 AES/GCM with an instruction file, whose own notification is skipped, v3 both wraps, v1
+        with allow_legacy): decrypted,
         every record once, every message deleted; a tampered one is refused and left."""
         import s3ec
         from kmspeer import KmsPeer
@@ -269,6 +270,8 @@ class Encrypted(unittest.TestCase):
             "v2kms": lambda pt: s3ec.encrypt_v2_kms_context(pt, kms, "key-q", context={"team": "sec"}),
             "v2ins": lambda pt: s3ec.encrypt_v2_aes_gcm(pt, bytes(range(32)), instruction_file=True),
             "v3kms": lambda pt: s3ec.encrypt_v3_kms_context(pt, kms, "key-q", context={"team": "sec"}),
+            "v3kek": lambda pt: s3ec.encrypt_v3_aes_gcm(pt, bytes(range(32))),
+            "v1": lambda pt: s3ec.encrypt_v1_kms(pt, kms, "key-q"),
             "tampered": lambda pt: s3ec.flip_ciphertext(s3ec.encrypt_v2_kms_context(pt, kms, "key-q"), "middle"),
         }
         keys, lost = [], set()
@@ -288,7 +291,8 @@ class Encrypted(unittest.TestCase):
                 r.keys[k] = (len(b), etag(b))
                 keys.append(k)
         r.sqs.send(r.url, [r.direct(k) for k in keys])
-        h = r.agent(name="sqsenc", kms_endpoint=kms.url, client_side_encryption={"kek_file": kek})
+        h = r.agent(name="sqsenc", kms_endpoint=kms.url,
+                    client_side_encryption={"kek_file": kek, "allow_legacy": True})
         h.start()
         h.wait(lambda: set(by_id(h.events(), "eventID")) >= set(r.expect), 60, "every decrypted record")
         h.wait(lambda: sqs_metric(h, "logship_sqs_messages_deleted_total") == len(keys) - 1, 30,
@@ -296,7 +300,7 @@ class Encrypted(unittest.TestCase):
         got = by_id(h.events(), "eventID")
         self.assertEqual(set(got), set(r.expect))
         self.assertEqual(max(got.values()), 1)
-        self.assertEqual(h.metric("logship_s3_objects_decrypted_total", component_id="q"), 3)
+        self.assertEqual(h.metric("logship_s3_objects_decrypted_total", component_id="q"), 5)
         self.assertEqual(h.metric("logship_s3_decryption_failures_total", component_id="q", reason="tag"), 1)
         self.assertEqual(sqs_metric(h, "logship_sqs_messages_left_total", reason="failed"), 1)
         h.stop()
