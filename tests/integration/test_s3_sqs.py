@@ -26,7 +26,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
 from hec_fault_server import HecServerProcess  # noqa: E402
-from lib import TempDir, wait_for  # noqa: E402
+from lib import TempDir, http_get, wait_for  # noqa: E402
 from s3lib import ACCOUNT, S3Server, ct_file, ct_key  # noqa: E402
 from sqslib import (SqsServer, eventbridge_body, s3_event_body, sequencer, sns_wrapped,  # noqa: E402
                     test_event_body)
@@ -136,6 +136,21 @@ class Bodies(unittest.TestCase):
         sources = {e["source"] for e in h.events()}
         self.assertIn(f"s3://{BUCKET}/{spaced}", sources)  # the key decoded: spaces and '+'
         h.stop()
+
+    def test_ready_only_once_the_queue_answered(self):
+        """Verifies /ready is 503 while the queue cannot be reached (the error logged, retried) and
+        200 once it answers; a queue that does not exist is named in the log."""
+        r = Rig(self)
+        missing = r.sqs.queue_url("no-such-queue")
+        h = Harness(self, r.s3, {"q": dict(r.source(), queue_url=missing)}, name="sqsready")
+        h.start()
+        h.wait(lambda: "no-such-queue" in h.log(), 20, "the missing queue logged")
+        self.assertEqual(http_get(f"http://127.0.0.1:{h.admin_port}/ready")[0], 503)
+        h.stop()
+        h2 = r.agent(name="sqsready2")
+        h2.start()
+        h2.wait(lambda: http_get(f"http://127.0.0.1:{h2.admin_port}/ready")[0] == 200, 20, "/ready")
+        h2.stop()
 
     def test_a_queue_without_redrive_policy_is_warned_about(self):
         """Verifies the start-up warning when the queue has no RedrivePolicy, and /ready."""

@@ -50,6 +50,7 @@ constexpr size_t kBatchEvents = 10000;
 constexpr size_t kMinSkipRun = 1000;               // old keys in a row worth skipping
 constexpr auto kFullPassEvery = std::chrono::hours(1);
 constexpr int64_t kPruneMarginNs = 3600ll * 1'000'000'000;
+constexpr std::chrono::seconds kTransientRetry{30};  // sqs: a message left after a transient failure
 
 std::string env_or(const char* name, const std::string& dflt) {
   const char* v = std::getenv(name);
@@ -1336,7 +1337,7 @@ class S3Source final : public Source {
   /// sqs.delete_failed); lets the others be.
   awaitable<void> sqs_flush() {
     static const char* kHelpLeft = "Messages not deleted, by reason";
-    std::vector<aws::SqsBatchEntry> del;
+    std::vector<aws::SqsBatchEntry> del, retry;
     std::vector<int64_t> sent;
     {
       std::lock_guard lk(sqs_mu_);
@@ -1355,6 +1356,12 @@ class S3Source final : public Source {
           // when its visibility runs out. Either way its objects resume after what was delivered.
           if (ctx_.lifecycle->stopping()) continue;
           sqs_counter("logship_sqs_messages_left_total", kHelpLeft, "transient").inc();
+          // Back in the queue after a short delay rather than the rest of its visibility.
+          if (!h.lost) {
+            auto vis = std::chrono::duration_cast<std::chrono::seconds>(cfg_.visibility_timeout);
+            retry.push_back({std::to_string(id), h.m.receipt_handle,
+                             static_cast<int>(std::min<int64_t>(kTransientRetry.count(), vis.count()))});
+          }
         } else if (!h.lost) {
           del.push_back({std::to_string(id), h.m.receipt_handle, 0});
           sent.push_back(h.m.sent_ms);
@@ -1365,6 +1372,7 @@ class S3Source final : public Source {
       resolved_.clear();
       sqs_in_flight_.set(static_cast<int64_t>(held_.size()));
     }
+    if (!retry.empty()) co_await sqs_->change_visibility_batch(retry);  // failures: it comes back later
     if (del.empty()) co_return;
     auto r = co_await sqs_->delete_batch(del);
     std::set<std::string> failed_ids;
