@@ -254,4 +254,14 @@ awaitable<HttpResponse> AwsClient::send(HttpRequest req, const SendOptions& opts
   }
 }
 
+awaitable<HttpResponse> send_or_fail(AwsClient& client, HttpRequest req, const SendOptions& opts) {
+  try {
+    co_return co_await client.send(std::move(req), opts);
+  } catch (const std::exception& e) {
+    HttpResponse r;
+    r.error = std::string("no AWS credentials: ") + e.what();
+    co_return r;
+  }
+}
+
 }  // namespace logship::aws

@@ -87,4 +87,8 @@ class AwsClient {
   std::mt19937_64 rng_;
 };
 
+/// AwsClient::send, with "no credentials" (an exception there) turned into a failed response
+/// (status 0, the reason in `error`) like a transport failure: for callers that map responses.
+awaitable<HttpResponse> send_or_fail(AwsClient& client, HttpRequest req, const SendOptions& opts);
+
 }  // namespace logship::aws

@@ -26,21 +26,15 @@ void KeyBytes::wipe() {
 
 namespace {
 
-void append_string(std::string& out, std::string_view s) {
-  out += '"';
-  json_escape_append(out, s);
-  out += '"';
-}
-
 void append_context(std::string& out, const EncryptionContext& ctx) {
   out += '{';
   bool first = true;
   for (auto& [k, v] : ctx) {
     if (!first) out += ',';
     first = false;
-    append_string(out, k);
+    json_quote_append(out, k);
     out += ':';
-    append_string(out, v);
+    json_quote_append(out, v);
   }
   out += '}';
 }
@@ -103,12 +97,12 @@ KmsClient::KmsClient(AwsClient& client, std::string endpoint, std::string region
 std::string KmsClient::decrypt_body(std::string_view blob, const EncryptionContext& ctx,
                                     std::string_view key_id) {
   std::string body = "{\"CiphertextBlob\":";
-  append_string(body, base64_encode(blob));
+  json_quote_append(body, base64_encode(blob));
   body += ",\"EncryptionContext\":";
   append_context(body, ctx);
   if (!key_id.empty()) {
     body += ",\"KeyId\":";
-    append_string(body, key_id);
+    json_quote_append(body, key_id);
   }
   body += '}';
   return body;
@@ -126,13 +120,7 @@ awaitable<HttpResponse> KmsClient::call(std::string_view target, std::string bod
   o.region = region_;
   o.lifecycle = lifecycle_;
   calls_.fetch_add(1, std::memory_order_relaxed);
-  try {
-    co_return co_await client_.send(std::move(req), o);
-  } catch (const std::exception& e) {
-    HttpResponse r;
-    r.error = std::string("no AWS credentials: ") + e.what();
-    co_return r;
-  }
+  co_return co_await send_or_fail(client_, std::move(req), o);
 }
 
 KmsError KmsClient::explain(const HttpResponse& r, std::string_view op, std::string_view key_id,
@@ -215,7 +203,7 @@ awaitable<KmsResult<KmsDataKey>> KmsClient::generate_data_key(std::string_view k
                                                               std::string_view what) {
   KmsResult<KmsDataKey> out;
   std::string body = "{\"KeyId\":";
-  append_string(body, key_id);
+  json_quote_append(body, key_id);
   body += ",\"KeySpec\":\"AES_256\",\"EncryptionContext\":";
   append_context(body, ctx);
   body += '}';

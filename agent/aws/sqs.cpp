@@ -13,12 +13,6 @@ namespace {
 
 constexpr size_t kMaxBatch = 10;  // SQS's limit per batch request
 
-void append_string(std::string& out, std::string_view s) {
-  out += '"';
-  json_escape_append(out, s);
-  out += '"';
-}
-
 std::string_view str_or(simdjson::dom::element e, const char* name) {
   std::string_view v;
   if (e[name].get(v) != simdjson::SUCCESS) return {};
@@ -99,13 +93,7 @@ awaitable<HttpResponse> SqsClient::call(std::string_view action, std::string bod
   o.service = "sqs";
   o.region = region_;
   o.lifecycle = lifecycle_;
-  try {
-    co_return co_await client_.send(std::move(req), o);
-  } catch (const std::exception& e) {
-    HttpResponse r;
-    r.error = std::string("no AWS credentials: ") + e.what();
-    co_return r;
-  }
+  co_return co_await send_or_fail(client_, std::move(req), o);
 }
 
 SqsError SqsClient::explain(const HttpResponse& r, std::string_view action) const {
@@ -215,7 +203,7 @@ awaitable<SqsResult<std::vector<SqsMessage>>> SqsClient::receive(int max, std::c
                                                                  std::chrono::seconds visibility) {
   SqsResult<std::vector<SqsMessage>> out;
   std::string body = "{\"QueueUrl\":";
-  append_string(body, queue_url_);
+  json_quote_append(body, queue_url_);
   body += fmt::format(
       ",\"MaxNumberOfMessages\":{},\"WaitTimeSeconds\":{},\"VisibilityTimeout\":{},"
       "\"AttributeNames\":[\"All\"],\"MessageSystemAttributeNames\":[\"ApproximateReceiveCount\","
@@ -247,14 +235,14 @@ awaitable<SqsResult<std::vector<SqsBatchFailure>>> SqsClient::batch(
   for (size_t at = 0; at < entries.size(); at += kMaxBatch) {
     size_t end = std::min(entries.size(), at + kMaxBatch);
     std::string body = "{\"QueueUrl\":";
-    append_string(body, queue_url_);
+    json_quote_append(body, queue_url_);
     body += ",\"Entries\":[";
     for (size_t i = at; i < end; ++i) {
       if (i > at) body += ',';
       body += "{\"Id\":";
-      append_string(body, entries[i].id);
+      json_quote_append(body, entries[i].id);
       body += ",\"ReceiptHandle\":";
-      append_string(body, entries[i].receipt_handle);
+      json_quote_append(body, entries[i].receipt_handle);
       if (visibility)
         body +=
             fmt::format(",\"VisibilityTimeout\":{}", std::clamp(entries[i].visibility_s, 0, 43200));
@@ -293,7 +281,7 @@ awaitable<SqsResult<std::vector<SqsBatchFailure>>> SqsClient::change_visibility_
 awaitable<SqsResult<std::map<std::string, std::string>>> SqsClient::attributes() {
   SqsResult<std::map<std::string, std::string>> out;
   std::string body = "{\"QueueUrl\":";
-  append_string(body, queue_url_);
+  json_quote_append(body, queue_url_);
   body += ",\"AttributeNames\":[\"All\"]}";
   HttpResponse r = co_await call("GetQueueAttributes", std::move(body), std::chrono::seconds(30));
   if (r.status != 200) {

@@ -13,4 +13,11 @@ namespace logship {
 /// Returns the number of replacements.
 size_t json_escape_append(std::string& out, std::string_view in);
 
+/// Appends `in` as a whole JSON string: the quotes and the escaped contents.
+inline void json_quote_append(std::string& out, std::string_view in) {
+  out += '"';
+  json_escape_append(out, in);
+  out += '"';
+}
+
 }  // namespace logship

@@ -304,15 +304,8 @@ class S3Source final : public Source {
     return so;
   }
 
-  /// AwsClient::send, with "no credentials" turned into a failed response.
   awaitable<HttpResponse> send(HttpRequest req) {
-    try {
-      co_return co_await client_->send(std::move(req), send_options());
-    } catch (const std::exception& e) {
-      HttpResponse r;
-      r.error = std::string("no AWS credentials: ") + e.what();
-      co_return r;
-    }
+    co_return co_await aws::send_or_fail(*client_, std::move(req), send_options());
   }
 
   /// A clear message for an S3 error on `what` (bucket, or bucket and key).
@@ -389,7 +382,8 @@ class S3Source final : public Source {
       head = co_await send(std::move(req));
     }
     const HttpResponse& r = first ? *first : head;
-    if (r.status == 404 || (first && aws::parse_aws_error(r) && aws::parse_aws_error(r)->code == "NoSuchKey")) {
+    auto error = first ? aws::parse_aws_error(r) : std::nullopt;
+    if (r.status == 404 || (error && error->code == "NoSuchKey")) {
       d.failure = "deleted before it was read (NoSuchKey)";
       co_return d;
     }
@@ -1375,10 +1369,10 @@ class S3Source final : public Source {
     if (!retry.empty()) co_await sqs_->change_visibility_batch(retry);  // failures: it comes back later
     if (del.empty()) co_return;
     auto r = co_await sqs_->delete_batch(del);
-    std::set<std::string> failed_ids;
+    std::map<std::string, bool> failed;  // entry id -> its receipt handle is lost
     if (r.value)
       for (auto& f : *r.value) {
-        failed_ids.insert(f.id);
+        failed[f.id] = f.receipt_lost();
         if (f.receipt_lost())
           report_error_for(m_, "sqs", "delete_lost", "delete", std::chrono::minutes(10),
                            fmt::format("a message could not be deleted: {} {} (its visibility ran out and it was "
@@ -1393,21 +1387,17 @@ class S3Source final : public Source {
     std::lock_guard lk(sqs_mu_);
     for (size_t i = 0; i < del.size(); ++i) {
       uint64_t id = std::stoull(del[i].id);
-      bool gone = !failed_ids.count(del[i].id);
+      auto f = failed.find(del[i].id);
       auto it = held_.find(id);
-      if (gone) {
+      if (f == failed.end()) {
         deleted.inc();
         if (sent[i] > 0) age_at_delete_.observe(static_cast<double>(std::max<int64_t>(0, now_ms - sent[i])) / 1000.0);
         if (it != held_.end()) held_.erase(it);
         continue;
       }
       // Not deleted: retried at the next flush unless its receipt is lost.
-      bool lost = false;
-      if (r.value)
-        for (auto& f : *r.value)
-          if (f.id == del[i].id && f.receipt_lost()) lost = true;
       if (it != held_.end()) {
-        if (lost)
+        if (f->second)
           held_.erase(it);
         else
           resolved_.push_back(id);

@@ -11,6 +11,8 @@
 
 #include <simdjson.h>
 
+#include "agent/core/url.h"
+
 namespace logship::hec_receiver {
 
 namespace {
@@ -279,30 +281,6 @@ void append_escaped_key(std::string& out, uint64_t id) {
   out += '"';
 }
 
-int hex_value(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
-std::string url_decode(std::string_view s) {
-  std::string out;
-  out.reserve(s.size());
-  for (size_t i = 0; i < s.size(); ++i) {
-    char c = s[i];
-    if (c == '+') {
-      out += ' ';
-    } else if (c == '%' && i + 2 < s.size() && hex_value(s[i + 1]) >= 0 &&
-               hex_value(s[i + 2]) >= 0) {
-      out += static_cast<char>(hex_value(s[i + 1]) * 16 + hex_value(s[i + 2]));
-      i += 2;
-    } else {
-      out += c;
-    }
-  }
-  return out;
-}
 
 }  // namespace
 
@@ -596,7 +574,7 @@ bool is_guid(std::string_view s) {
   for (size_t i = 0; i < s.size(); ++i) {
     if (i == 8 || i == 13 || i == 18 || i == 23) {
       if (s[i] != '-') return false;
-    } else if (hex_value(s[i]) < 0) {
+    } else if (hex_digit_value(s[i]) < 0) {
       return false;
     }
   }
@@ -630,8 +608,8 @@ std::optional<std::string> query_param(std::string_view query, std::string_view 
     std::string_view part = query.substr(pos, end - pos);
     size_t eq = part.find('=');
     std::string_view k = part.substr(0, eq);
-    if (!k.empty() && url_decode(k) == key)
-      return eq == std::string_view::npos ? std::string() : url_decode(part.substr(eq + 1));
+    if (!k.empty() && form_url_decode(k) == key)
+      return eq == std::string_view::npos ? std::string() : form_url_decode(part.substr(eq + 1));
     if (amp == std::string_view::npos) break;
     pos = amp + 1;
   }

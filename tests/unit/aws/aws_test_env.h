@@ -19,11 +19,21 @@
 #include <string>
 #include <vector>
 
+#include "agent/aws/credentials.h"
 #include "agent/aws/sigv4.h"
 #include "agent/core/asio.h"
 #include "tests/unit/aws/aws_test_server.h"
 
 namespace logship::aws_test {
+
+/// Static credentials in us-east-1 (the clients' tests sign with them).
+inline aws::CredentialProviderOptions static_keys(std::string access_key_id, std::string secret) {
+  aws::CredentialProviderOptions o;
+  o.region = "us-east-1";
+  o.config.access_key_id = std::move(access_key_id);
+  o.config.secret_access_key = std::move(secret);
+  return o;
+}
 
 inline const char* const kAwsVars[] = {"AWS_ACCESS_KEY_ID",
                                        "AWS_SECRET_ACCESS_KEY",

@@ -23,11 +23,7 @@ std::string s3_error(const std::string& code, const std::string& message) {
 }
 
 CredentialProviderOptions static_keys() {
-  CredentialProviderOptions o;
-  o.region = "us-east-1";
-  o.config.access_key_id = "AKIACLIENT";
-  o.config.secret_access_key = "client-secret-value";
-  return o;
+  return aws_test::static_keys("AKIACLIENT", "client-secret-value");
 }
 
 SendOptions s3_options() {

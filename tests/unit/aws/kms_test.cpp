@@ -25,11 +25,7 @@ const std::string kKey =
 const std::string kDataKey(32, '\x5a');
 
 CredentialProviderOptions static_keys() {
-  CredentialProviderOptions o;
-  o.region = "us-east-1";
-  o.config.access_key_id = "AKIAKMSTEST";
-  o.config.secret_access_key = "kms-secret-value";
-  return o;
+  return aws_test::static_keys("AKIAKMSTEST", "kms-secret-value");
 }
 
 std::string kms_error(const std::string& type, const std::string& message) {

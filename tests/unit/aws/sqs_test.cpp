@@ -19,21 +19,13 @@ using aws_test::TestLoop;
 
 namespace {
 
-CredentialProviderOptions sqs_keys() {
-  CredentialProviderOptions o;
-  o.region = "us-east-1";
-  o.config.access_key_id = "AKIASQSTEST";
-  o.config.secret_access_key = "sqs-secret-value";
-  return o;
-}
-
 struct Fixture {
   explicit Fixture(TestHttpServer::Handler h) : server(std::move(h)) {}
   AwsEnv env;
   TestHttpServer server;
   TestLoop loop;
   HttpClient http{loop.executor(), TlsOptions{}};
-  CredentialProvider creds{http, sqs_keys()};
+  CredentialProvider creds{http, aws_test::static_keys("AKIASQSTEST", "sqs-secret-value")};
   AwsClient client{http, creds};
   SqsClient sqs{client, server.url(), "us-east-1",
                 "https://sqs.us-east-1.amazonaws.com/123456789012/q"};
