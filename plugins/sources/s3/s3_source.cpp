@@ -1192,6 +1192,11 @@ class S3Source final : public Source {
       if (!open) break;
       co_await asio::steady_timer(ctx_.executor, std::chrono::milliseconds(50)).async_wait(asio::use_awaitable);
     }
+    {
+      std::lock_guard lk(sqs_mu_);  // a last try for deletions that failed
+      resolved_.insert(resolved_.end(), delete_again_.begin(), delete_again_.end());
+      delete_again_.clear();
+    }
     co_await sqs_flush();
     std::vector<aws::SqsBatchEntry> back;
     {
@@ -1395,12 +1400,13 @@ class S3Source final : public Source {
         if (it != held_.end()) held_.erase(it);
         continue;
       }
-      // Not deleted: retried at the next flush unless its receipt is lost.
+      // Not deleted: retried at the next tick (not at once: a failing DeleteMessage would be
+      // called in a loop) unless its receipt is lost.
       if (it != held_.end()) {
         if (f->second)
           held_.erase(it);
         else
-          resolved_.push_back(id);
+          delete_again_.push_back(id);
       }
     }
     sqs_in_flight_.set(static_cast<int64_t>(held_.size()));
@@ -1417,6 +1423,11 @@ class S3Source final : public Source {
       co_await sqs_wq_.wait(sqs_mu_, [&] { return !resolved_.empty() || ctx_.lifecycle->stopping(); },
                             std::chrono::seconds(1));
       if (ctx_.lifecycle->stopping()) break;
+      {
+        std::lock_guard lk(sqs_mu_);
+        resolved_.insert(resolved_.end(), delete_again_.begin(), delete_again_.end());
+        delete_again_.clear();
+      }
       co_await sqs_flush();
       std::vector<aws::SqsBatchEntry> extend;
       auto now = Clock::now();
@@ -1513,6 +1524,7 @@ class S3Source final : public Source {
   uint64_t next_held_ = 0;
   std::multimap<uint64_t, uint64_t> waiting_;  // object (State::hash) -> held messages naming it
   std::vector<uint64_t> resolved_;             // held messages whose objects all have an outcome
+  std::vector<uint64_t> delete_again_;         // resolved messages whose deletion failed
   Gauge& sqs_in_flight_ = metrics().gauge("logship_sqs_messages_in_flight",
                                           "Messages received and not yet deleted or let go",
                                           {{"component_id", ctx_.id}});
