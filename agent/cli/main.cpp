@@ -31,6 +31,12 @@ int main(int argc, char** argv) {
   run->add_option("--log-level", log_level_override, "Overrides log.level");
   auto* check = app.add_subcommand("check", "Validate a configuration and print the topology");
   check->add_option("-c,--config", check_config, "Configuration file (YAML)")->required();
+  std::string dl_config, dl_sink;
+  bool dl_follow = false;
+  auto* dl = app.add_subcommand("dead-letters", "Print a sink's dead letters (decrypted)");
+  dl->add_option("-c,--config", dl_config, "Configuration file (YAML)")->required();
+  dl->add_option("--sink", dl_sink, "Sink id")->required();
+  dl->add_flag("--follow", dl_follow, "Keep printing new dead letters until interrupted");
   app.add_subcommand("version", "Print the version and the linked libraries");
 
   try {
@@ -45,10 +51,17 @@ int main(int argc, char** argv) {
     return 0;
   }
 
-  const std::string& path = app.got_subcommand("run") ? run_config : check_config;
+  const std::string& path = app.got_subcommand("run")            ? run_config
+                           : app.got_subcommand("dead-letters") ? dl_config
+                                                                 : check_config;
   try {
     // Every error is reported: the loader's and then the components' (Runtime throws them all).
     Config cfg = load_config(path, /*defer_errors=*/true);
+    if (app.got_subcommand("dead-letters")) {
+      init_logging("warn", "text");
+      Runtime rt(std::move(cfg));
+      return rt.dead_letters(dl_sink, dl_follow);
+    }
     if (app.got_subcommand("check")) {
       init_logging("warn", "text");
       Runtime rt(std::move(cfg));

@@ -15,9 +15,13 @@
 
 #include <boost/asio/bind_executor.hpp>
 #include <boost/asio/signal_set.hpp>
+#include <boost/asio/thread_pool.hpp>
 #include <fmt/format.h>
 
+#include "agent/buffer/disk_buffer.h"
+#include "agent/cli/dead_letters.h"
 #include "agent/core/log.h"
+#include "agent/crypto/kms_key.h"
 #include "agent/core/secret.h"
 #include "agent/core/units.h"
 #include "agent/observe/admin_server.h"
@@ -57,8 +61,11 @@ struct Runtime::Impl {
   std::unique_ptr<CheckpointStore> checkpoints;
   struct SinkEntry {
     ComponentContext ctx;
+    // Declared before the channels: batches left in them at the end release their blocks.
+    std::unique_ptr<DiskBuffer> disk;
     std::unique_ptr<Sink> sink;
     std::unique_ptr<BatchChannel> in;
+    std::unique_ptr<BatchChannel> out;  ///< disk buffer: what the buffer's reader feeds the sink
     std::vector<std::string> inputs;
     bool drop_newest = false;
     std::string buffer_desc;
@@ -85,6 +92,7 @@ struct Runtime::Impl {
       ctx.lifecycle = &stop;
       ctx.abort = &abort;
       ctx.checkpoints = checkpoints.get();
+      ctx.at_rest = cfg.at_rest;
       return ctx;
     };
     // While the load's errors are collecting, each component's errors are recorded and the
@@ -119,15 +127,38 @@ struct Runtime::Impl {
             SinkEntry e;
             e.ctx = make_ctx(d);
             e.inputs = d.inputs;
-            // The sink's buffer is its bounded input channel (CONFIG.md `buffer`).
+            // The sink's buffer is its bounded input channel (CONFIG.md `buffer`), or a disk
+            // buffer between two small channels.
             uint64_t max_bytes = 16ull << 20;
             std::string when_full = "block";
+            std::optional<DiskBufferConfig> disk;
             if (auto b = d.node->map("buffer")) {
               std::string type = b->choice("type", "memory", {"memory", "disk"});
-              if (type == "disk")
-                b->error(
-                    "type",
-                    "buffer type \"disk\" is not available in this build yet; expected memory");
+              if (type == "disk") {
+                disk.emplace();
+                max_bytes = disk->max_bytes;
+                disk->path = b->str("path", cfg.data_dir + "/buffer/" + d.id);
+                disk->segment_bytes = b->size("segment_bytes", disk->segment_bytes);
+                if (disk->segment_bytes < (1u << 20)) {
+                  b->error("segment_bytes", "buffer.segment_bytes must be at least 1MiB");
+                  disk->segment_bytes = 1u << 20;
+                }
+                if (b->has("sync") && b->str("sync", std::string()) == "always") {
+                  disk->sync_always = true;
+                } else {
+                  auto sd = b->duration("sync", std::chrono::milliseconds(100));
+                  disk->sync_interval =
+                      std::max(std::chrono::milliseconds(1),
+                               std::chrono::duration_cast<std::chrono::milliseconds>(sd));
+                }
+                disk->max_age = b->opt_duration("max_age");
+                disk->zstd = b->choice("compression", "zstd", {"zstd", "none"}) == "zstd";
+                if (!cfg.at_rest)
+                  b->error("type",
+                           "a disk buffer requires the top-level encryption key "
+                           "(encryption.key_file or encryption.kms_key_id): its blocks are "
+                           "AES-256-GCM encrypted, nothing of an event is written in clear text");
+              }
               max_bytes = b->size("max_bytes", max_bytes);
               if (max_bytes < 4096) {
                 b->error("max_bytes", "buffer.max_bytes must be at least 4KiB");
@@ -136,9 +167,21 @@ struct Runtime::Impl {
               when_full = b->choice("when_full", "block", {"block", "drop_newest"});
               b->finish();
             }
-            e.drop_newest = when_full == "drop_newest";
-            e.buffer_desc = fmt::format("memory {} {}", format_size(max_bytes), when_full);
-            e.in = std::make_unique<BatchChannel>(max_bytes, 1u << 20);
+            if (disk) {
+              disk->max_bytes = std::max<uint64_t>(max_bytes, 2 * (1u << 20));
+              disk->segment_bytes = std::min(disk->segment_bytes,
+                                             std::max<uint64_t>(disk->max_bytes / 4, 1u << 20));
+              disk->drop_newest = when_full == "drop_newest";
+              e.disk = std::make_unique<DiskBuffer>(*disk, cfg.at_rest, d.id, d.type);
+              e.buffer_desc = e.disk->describe();
+              // The writer takes batches as fast as the disk does; the reader reads ahead 8 MiB.
+              e.in = std::make_unique<BatchChannel>(8u << 20, 1u << 20);
+              e.out = std::make_unique<BatchChannel>(8u << 20, 1u << 20);
+            } else {
+              e.drop_newest = when_full == "drop_newest";
+              e.buffer_desc = fmt::format("memory {} {}", format_size(max_bytes), when_full);
+              e.in = std::make_unique<BatchChannel>(max_bytes, 1u << 20);
+            }
             e.sink = (*f)(*d.node, e.ctx);
             d.node->finish();
             e.buffer_metrics = std::make_unique<ComponentMetrics>(d.id, d.type, "sink");
@@ -172,6 +215,32 @@ struct Runtime::Impl {
     }
   }
 
+  /// KMS-made at-rest keys (encryption.kms_key_id): unwrapped (or made) now, on a loop of their
+  /// own, before any component runs. False with `err` when they cannot be.
+  bool load_keys(std::string& err) {
+    if (cfg.kms_key_id.empty() || !cfg.at_rest || !cfg.at_rest->empty()) return true;
+    asio::io_context kio;
+    std::exception_ptr failure;
+    asio::co_spawn(kio,
+                   crypto::load_kms_keys(kio.get_executor(), cfg.data_dir, cfg.kms_key_id,
+                                         *cfg.at_rest),
+                   [&](std::exception_ptr e) { failure = e; });
+    kio.run();
+    if (failure) {
+      try {
+        std::rethrow_exception(failure);
+      } catch (const std::exception& e) {
+        err = e.what();
+      }
+      return false;
+    }
+    if (cfg.at_rest->empty()) {
+      err = "encryption.kms_key_id: no at-rest data key";
+      return false;
+    }
+    return true;
+  }
+
   std::string describe() const {
     std::string out = fmt::format("configuration {} is valid\ndata_dir: {}\n", cfg.file, cfg.data_dir);
     if (cfg.admin_address) out += fmt::format("admin: http://{}/metrics\n", *cfg.admin_address);
@@ -195,6 +264,28 @@ struct Runtime::Impl {
 Runtime::Runtime(Config cfg) : impl_(std::make_unique<Impl>(std::move(cfg))) {}
 Runtime::~Runtime() = default;
 std::string Runtime::describe() const { return impl_->describe(); }
+
+int Runtime::dead_letters(const std::string& sink_id, bool follow) {
+  Impl& m = *impl_;
+  for (auto& k : m.sinks) {
+    if (k.ctx.id != sink_id) continue;
+    auto files = k.sink->dead_letter_files();
+    if (files.empty()) {
+      spdlog::error("sink {} ({}) keeps no dead letters", sink_id, k.ctx.type);
+      return 2;
+    }
+    std::string err;
+    if (!m.load_keys(err)) {
+      spdlog::error("{}", err);
+      return 1;
+    }
+    return print_dead_letters(files, m.cfg.at_rest, follow);
+  }
+  std::vector<std::string> ids;
+  for (auto& k : m.sinks) ids.push_back(k.ctx.id);
+  spdlog::error("no sink {} in {}; sinks: {}", sink_id, m.cfg.file, fmt::join(ids, ", "));
+  return 2;
+}
 
 namespace {
 // Holds an exclusive flock on <data_dir>/.lock for the life of the process.
@@ -239,6 +330,27 @@ int Runtime::run(std::chrono::milliseconds drain_timeout) {
     return lock_fd == -2 ? 2 : 1;
   }
 
+  // At-rest keys (KMS) and disk buffers: recovered before anything reads input.
+  if (!m.load_keys(err)) {
+    spdlog::error("{}", err);
+    ::close(lock_fd);
+    return 1;
+  }
+  size_t disk_buffers = 0;
+  for (auto& k : m.sinks) {
+    if (!k.disk) continue;
+    ++disk_buffers;
+    try {
+      k.disk->open();
+    } catch (const std::exception& e) {
+      spdlog::error("sink {}: {}", k.ctx.id, e.what());
+      ::close(lock_fd);
+      return 1;
+    }
+  }
+  // Disk I/O (writes, fdatasync, reads) runs on threads of its own, never on the I/O loop's.
+  asio::thread_pool buffer_pool(std::max<size_t>(1, 2 * disk_buffers));
+
   std::atomic<int> exit_code{0};
   std::atomic<bool> stopping{false};
   std::atomic<size_t> sinks_left{m.sinks.size()};
@@ -258,7 +370,10 @@ int Runtime::run(std::chrono::milliseconds drain_timeout) {
         spdlog::warn("drain deadline passed; giving up on undelivered data (it stays in the "
                      "sources' checkpoints and is read again on restart)");
         m.abort.request_stop();
-        for (auto& k : m.sinks) k.in->abort();
+        for (auto& k : m.sinks) {
+          k.in->abort();
+          if (k.out) k.out->abort();
+        }
         // Last resort if a component ignores the abort.
         auto hard = std::make_shared<asio::steady_timer>(m.ioc, std::chrono::seconds(3));
         hard->async_wait([&, hard](const boost::system::error_code&) { m.ioc.stop(); });
@@ -278,7 +393,7 @@ int Runtime::run(std::chrono::milliseconds drain_timeout) {
       for (auto& s : m.sources)
         if (!s.source->ready()) return false;
       for (auto& k : m.sinks)
-        if (!k.sink->ready()) return false;
+        if (!k.sink->ready() || (k.disk && !k.disk->accepting())) return false;
       return true;
     });
     try {
@@ -304,7 +419,10 @@ int Runtime::run(std::chrono::milliseconds drain_timeout) {
         } else if (stopping) {
           spdlog::warn("second {}: giving up on the drain now", sig == SIGTERM ? "SIGTERM" : "SIGINT");
           m.abort.request_stop();
-          for (auto& k : m.sinks) k.in->abort();
+          for (auto& k : m.sinks) {
+            k.in->abort();
+            if (k.out) k.out->abort();
+          }
         } else {
           begin_stop(sig == SIGTERM ? "SIGTERM" : "SIGINT");
         }
@@ -325,7 +443,21 @@ int Runtime::run(std::chrono::milliseconds drain_timeout) {
   };
 
   for (auto& k : m.sinks) {
-    asio::co_spawn(m.ioc, k.sink->run(*k.in), [&, id = k.ctx.id](std::exception_ptr e) {
+    if (!k.disk) continue;
+    auto on_end = [&, id = k.ctx.id](std::exception_ptr e) {
+      if (!e) return;
+      try {
+        std::rethrow_exception(e);
+      } catch (const std::exception& ex) {
+        fatal(fmt::format("disk buffer of sink {} failed: {}", id, ex.what()));
+      }
+    };
+    asio::co_spawn(asio::make_strand(buffer_pool), k.disk->run_writer(*k.in, *k.out, m.abort),
+                   on_end);
+    asio::co_spawn(asio::make_strand(buffer_pool), k.disk->run_reader(*k.out), on_end);
+  }
+  for (auto& k : m.sinks) {
+    asio::co_spawn(m.ioc, k.sink->run(k.out ? *k.out : *k.in), [&, id = k.ctx.id](std::exception_ptr e) {
       if (e) {
         try {
           std::rethrow_exception(e);
@@ -362,6 +494,7 @@ int Runtime::run(std::chrono::milliseconds drain_timeout) {
         };
         std::vector<G> gs;
         for (auto& k : m.sinks) {
+          if (k.disk) continue;  // the disk buffer keeps its own gauges
           Labels l{{"component_id", k.ctx.id}};
           gs.push_back({k.in.get(),
                         metrics().gauge("logship_buffer_bytes", "Bytes queued in the sink's buffer", l),
@@ -387,6 +520,11 @@ int Runtime::run(std::chrono::milliseconds drain_timeout) {
   for (int i = 1; i < n; ++i) pool.emplace_back([&] { m.ioc.run(); });
   m.ioc.run();
   for (auto& t : pool) t.join();
+  for (auto& k : m.sinks)
+    if (k.disk) k.in->abort();  // a writer still holding a batch (buffer full) gives up
+  buffer_pool.join();
+  for (auto& k : m.sinks)
+    if (k.disk) k.disk->close();
 
   if (!m.checkpoints->flush_all()) exit_code = 1;
   spdlog::info("stopped (exit code {})", exit_code.load());

@@ -23,6 +23,9 @@ class Runtime {
   /// Runs until SIGTERM/SIGINT (drain within `drain_timeout`) or a fatal error.
   /// Returns the process exit code: 0 ok, 1 runtime failure, 2 data_dir locked.
   int run(std::chrono::milliseconds drain_timeout = std::chrono::seconds(10));
+  /// `logship dead-letters`: prints sink `sink_id`'s dead letters, decrypted. Exit code: 0, 1
+  /// (unreadable block, keys unavailable), 2 (no such sink, or it keeps no dead letters).
+  int dead_letters(const std::string& sink_id, bool follow);
 
  private:
   struct Impl;

@@ -1172,6 +1172,34 @@ Config load_config_text(const std::string& text, const std::string& name, bool d
     cfg.admin_address = admin->address("address", std::nullopt);
     admin->finish();
   }
+  if (auto enc = top.map("encryption")) {
+    cfg.at_rest = std::make_shared<crypto::KeyRing>();
+    auto key_file = enc->opt_str("key_file");
+    if (auto id = enc->opt_str("kms_key_id")) cfg.kms_key_id = *id;
+    if (key_file && !cfg.kms_key_id.empty())
+      enc->error("kms_key_id", "encryption has both key_file and kms_key_id; expected one of them");
+    else if (!key_file && cfg.kms_key_id.empty())
+      enc->error("key_file", "encryption needs key_file or kms_key_id");
+    auto load = [&](const std::string& key, const std::string& path, bool current) {
+      try {
+        auto k = std::make_shared<crypto::MasterKey>(crypto::read_key_file(path));
+        k->origin = "key file " + path;
+        if (current) {
+          cfg.at_rest->set_current(std::move(k));
+        } else {
+          if (cfg.at_rest->find(k->id().data()))
+            enc->error(key, fmt::format("{} holds a key that is already configured", path));
+          cfg.at_rest->add_previous(std::move(k));
+        }
+      } catch (const std::exception& e) {
+        enc->error(key, e.what());
+      }
+    };
+    if (key_file) load("key_file", *key_file, true);
+    for (auto& p : enc->list("previous_key_files", std::vector<std::string>{}))
+      load("previous_key_files", p, false);
+    enc->finish();
+  }
   if (auto log = top.map("log")) {
     cfg.log_level =
         log->choice("level", cfg.log_level, {"trace", "debug", "info", "warn", "error"});

@@ -17,6 +17,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include "agent/core/secret.h"
+#include "agent/crypto/at_rest.h"
 
 namespace logship {
 
@@ -167,6 +168,10 @@ struct Config {
   std::string log_level = "info";
   std::string log_format = "text";
   std::vector<ComponentDecl> sources, transforms, sinks;
+  /// Top-level `encryption`: the at-rest key ring (null when unset). With kms_key_id the ring
+  /// is filled at start (Runtime::load_keys); the key files are read at load.
+  std::shared_ptr<crypto::KeyRing> at_rest;
+  std::string kms_key_id;
   /// The load's errors. With `defer_errors`, still collecting: the components' checks add theirs
   /// and errors->finish() throws them all (the Runtime does).
   std::shared_ptr<ConfigErrors> errors;

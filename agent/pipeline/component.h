@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "agent/core/asio.h"
+#include "agent/crypto/at_rest.h"
 #include "agent/observe/metrics.h"
 #include "agent/pipeline/channel.h"
 #include "agent/pipeline/event.h"
@@ -26,6 +27,9 @@ struct ComponentContext {
   Lifecycle* lifecycle = nullptr;  ///< stop requested: sources stop reading
   Lifecycle* abort = nullptr;      ///< drain deadline passed: sinks stop retrying and give up
   CheckpointStore* checkpoints = nullptr;
+  /// The top-level `encryption` key ring (null when unset): whatever a component writes that
+  /// holds event data (dead letters) is sealed with it. Filled before run() starts.
+  std::shared_ptr<const crypto::KeyRing> at_rest;
 };
 
 /// A source's output: the input channels of every component that lists it in `inputs`.
@@ -74,6 +78,8 @@ class Sink {
   /// its delivery status.
   virtual awaitable<void> run(BatchChannel& in) = 0;
   virtual bool ready() const { return true; }
+  /// Files holding this sink's dead letters, oldest first (`logship dead-letters`).
+  virtual std::vector<std::string> dead_letter_files() const { return {}; }
 };
 
 }  // namespace logship

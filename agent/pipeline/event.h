@@ -85,6 +85,19 @@ class EventBatch {
   size_t byte_size() const {
     return arena_.capacity() + events_.capacity() * sizeof(Event) + meta_.capacity() * 32 + 64;
   }
+  /// The raw parts (the disk buffer stores a batch as them and rebuilds it with from_parts).
+  std::string_view arena() const { return arena_; }
+  const std::vector<std::string>& meta_table() const { return meta_; }
+  /// A batch from stored parts. `meta` must start with the unset entry "".
+  static EventBatch from_parts(std::string arena, std::vector<Event> events,
+                               std::vector<std::string> meta) {
+    EventBatch b;
+    b.arena_ = std::move(arena);
+    b.events_ = std::move(events);
+    b.meta_ = std::move(meta);
+    if (b.meta_.empty()) b.meta_.emplace_back();
+    return b;
+  }
   void reserve(size_t events, size_t bytes) {
     events_.reserve(events);
     arena_.reserve(bytes);

@@ -6,6 +6,8 @@
 
 #include <cerrno>
 #include <cstring>
+#include <algorithm>
+#include <chrono>
 #include <filesystem>
 
 #include <fmt/format.h>
@@ -28,8 +30,22 @@ std::string HecDeadLetter::open_locked() {
   return "";
 }
 
-std::string HecDeadLetter::write(std::string_view lines) {
+std::string HecDeadLetter::write(std::string_view plain_lines) {
   std::lock_guard lk(mu_);
+  std::string_view lines = plain_lines;
+  if (ring_ && ring_->current()) {
+    if (!sealer_ || &sealer_->key() != ring_->current())
+      sealer_ = std::make_unique<crypto::BlockSealer>(*ring_->current(), true);
+    sealed_.clear();
+    std::string err;
+    uint32_t n = static_cast<uint32_t>(std::count(plain_lines.begin(), plain_lines.end(), '\n'));
+    auto now = std::chrono::system_clock::now().time_since_epoch();
+    if (!sealer_->seal(crypto::BlockKind::kDeadLetter, 0,
+                       std::chrono::duration_cast<std::chrono::nanoseconds>(now).count(), n,
+                       plain_lines, sealed_, &err))
+      return fmt::format("cannot encrypt dead letters for {}: {}", path_, err);
+    lines = sealed_;
+  }
   if (fd_ < 0) {
     if (auto err = open_locked(); !err.empty()) return err;
   }

@@ -51,7 +51,7 @@ HecSink::HecSink(HecSinkConfig cfg, const ComponentContext& ctx)
       splits_(metrics().counter("logship_hec_request_splits_total",
                                 "Requests split and resent (413, invalid-event-number)",
                                 {{"component_id", ctx.id}})),
-      dead_letter_(cfg_.dead_letter_path, cfg_.dead_letter_max_bytes) {}
+      dead_letter_(cfg_.dead_letter_path, cfg_.dead_letter_max_bytes, ctx.at_rest) {}
 
 HecSink::~HecSink() = default;
 

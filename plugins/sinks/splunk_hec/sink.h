@@ -31,6 +31,9 @@ class HecSink final : public Sink {
   /// until the drain deadline (ctx.abort) passes: requests not finished then report kErrored so
   /// checkpoints hold.
   awaitable<void> run(BatchChannel& in) override;
+  std::vector<std::string> dead_letter_files() const override {
+    return {dead_letter_.path() + ".1", dead_letter_.path()};
+  }
 
  private:
   struct RunState;

@@ -130,7 +130,7 @@ TEST_CASE("config: an unknown top-level key is an error that lists the known key
   std::string msg = load_error(std::string(kMinimal) + "thread: 4\n");
   CHECK(starts_with(msg,
                     "t.yaml:5:1: unknown key \"thread\" at the top level; expected one of: "
-                    "admin, data_dir, log, sinks, sources, threads, transforms"));
+                    "admin, data_dir, encryption, log, sinks, sources, threads, transforms"));
   CHECK(contains(msg, "did you mean \"threads\"?"));
 }
 
@@ -559,7 +559,7 @@ data_dir: ""
       "t.yaml:7:3: invalid component id \"BAD\" in sources; expected lowercase letters, digits "
       "and _ ([a-z0-9_]+)\n"
       "t.yaml:8:11: missing required key type in sources.notype; expected a string\n"
-      "t.yaml:9:1: unknown key \"bogus\" at the top level; expected one of: admin, data_dir, log, "
+      "t.yaml:9:1: unknown key \"bogus\" at the top level; expected one of: admin, data_dir, encryption, log, "
       "sinks, sources, threads, transforms\n"
       "t.yaml:10:11: data_dir is empty; expected a directory path");
   // Duplicate keys and unset variables are reported with the rest; an identical message once.
