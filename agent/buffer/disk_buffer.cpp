@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <bit>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
@@ -86,31 +87,50 @@ constexpr char kIndexMagic[4] = {'L', 'S', 'I', 'X'};
 
 }  // namespace
 
-void encode_batch(const EventBatch& b, std::string& out) {
+// Event records are fixed 36-byte little-endian layouts, written and read with memcpy.
+static_assert(std::endian::native == std::endian::little, "the batch encoding assumes little-endian");
+constexpr size_t kEventRecord = 36;
+
+void encode_batch_head(const EventBatch& b, std::string& out) {
   const auto& meta = b.meta_table();
-  std::string_view arena = b.arena();
-  out.clear();
-  out.reserve(16 + arena.size() + b.size() * 36 + meta.size() * 16);
-  put<uint32_t>(out, static_cast<uint32_t>(b.size()));
-  put<uint32_t>(out, static_cast<uint32_t>(meta.size() - 1));
-  put<uint64_t>(out, arena.size());
+  size_t meta_bytes = 0;
+  for (size_t i = 1; i < meta.size(); ++i) meta_bytes += 4 + meta[i].size();
+  out.resize(16 + meta_bytes + b.size() * kEventRecord);
+  char* p = out.data();
+  auto w = [&](const void* v, size_t n) {
+    std::memcpy(p, v, n);
+    p += n;
+  };
+  uint32_t n = static_cast<uint32_t>(b.size()), nm = static_cast<uint32_t>(meta.size() - 1);
+  uint64_t alen = b.arena().size();
+  w(&n, 4);
+  w(&nm, 4);
+  w(&alen, 8);
   for (size_t i = 1; i < meta.size(); ++i) {
-    put<uint32_t>(out, static_cast<uint32_t>(meta[i].size()));
-    out.append(meta[i]);
+    uint32_t len = static_cast<uint32_t>(meta[i].size());
+    w(&len, 4);
+    w(meta[i].data(), len);
   }
   for (const Event& e : b.events()) {
-    put<uint64_t>(out, static_cast<uint64_t>(e.time_ns));
-    put<uint32_t>(out, e.offset);
-    put<uint32_t>(out, e.length);
-    put<uint32_t>(out, e.fields_offset);
-    put<uint32_t>(out, e.fields_length);
-    put<uint16_t>(out, e.host);
-    put<uint16_t>(out, e.source);
-    put<uint16_t>(out, e.sourcetype);
-    put<uint16_t>(out, e.index);
-    put<uint32_t>(out, e.flags);
+    char rec[kEventRecord];
+    uint32_t flags = e.flags;
+    std::memcpy(rec, &e.time_ns, 8);
+    std::memcpy(rec + 8, &e.offset, 4);
+    std::memcpy(rec + 12, &e.length, 4);
+    std::memcpy(rec + 16, &e.fields_offset, 4);
+    std::memcpy(rec + 20, &e.fields_length, 4);
+    std::memcpy(rec + 24, &e.host, 2);
+    std::memcpy(rec + 26, &e.source, 2);
+    std::memcpy(rec + 28, &e.sourcetype, 2);
+    std::memcpy(rec + 30, &e.index, 2);
+    std::memcpy(rec + 32, &flags, 4);
+    w(rec, kEventRecord);
   }
-  out.append(arena);
+}
+
+void encode_batch(const EventBatch& b, std::string& out) {
+  encode_batch_head(b, out);
+  out.append(b.arena());
 }
 
 bool decode_batch(std::string_view in, EventBatch& out) {
@@ -127,28 +147,28 @@ bool decode_batch(std::string_view in, EventBatch& out) {
     meta.emplace_back(in.substr(0, len));
     in.remove_prefix(len);
   }
-  if (static_cast<uint64_t>(n) * 36 + alen != in.size()) return false;
+  if (static_cast<uint64_t>(n) * kEventRecord + alen != in.size()) return false;
   std::vector<Event> events(n);
+  const char* p = in.data();
   for (Event& e : events) {
-    uint64_t t = 0;
     uint32_t flags = 0;
-    get(in, t);
-    get(in, e.offset);
-    get(in, e.length);
-    get(in, e.fields_offset);
-    get(in, e.fields_length);
-    get(in, e.host);
-    get(in, e.source);
-    get(in, e.sourcetype);
-    get(in, e.index);
-    get(in, flags);
-    e.time_ns = static_cast<int64_t>(t);
+    std::memcpy(&e.time_ns, p, 8);
+    std::memcpy(&e.offset, p + 8, 4);
+    std::memcpy(&e.length, p + 12, 4);
+    std::memcpy(&e.fields_offset, p + 16, 4);
+    std::memcpy(&e.fields_length, p + 20, 4);
+    std::memcpy(&e.host, p + 24, 2);
+    std::memcpy(&e.source, p + 26, 2);
+    std::memcpy(&e.sourcetype, p + 28, 2);
+    std::memcpy(&e.index, p + 30, 2);
+    std::memcpy(&flags, p + 32, 4);
+    p += kEventRecord;
     e.flags = static_cast<uint8_t>(flags);
     if (uint64_t(e.offset) + e.length > alen || uint64_t(e.fields_offset) + e.fields_length > alen)
       return false;
     if (e.host > nmeta || e.source > nmeta || e.sourcetype > nmeta || e.index > nmeta) return false;
   }
-  out = EventBatch::from_parts(std::string(in), std::move(events), std::move(meta));
+  out = EventBatch::from_parts(std::string(p, alen), std::move(events), std::move(meta));
   return true;
 }
 
@@ -448,12 +468,12 @@ bool DiskBuffer::roll() {
 }
 
 DiskBuffer::Append DiskBuffer::append(const EventBatch& b) {
-  encode_batch(b, plain_);
+  encode_batch_head(b, plain_);  // the arena is compressed from where it is, not copied
   block_.clear();
   std::string err;
   int64_t t = now_ns();
   if (!sealer_->seal(crypto::BlockKind::kBatch, next_seq_, t, static_cast<uint32_t>(b.size()),
-                     plain_, block_, &err)) {
+                     plain_, block_, &err, b.arena())) {
     report_error(m_, "buffer", "encrypt", fmt::format("disk buffer {}: {}", id_, err));
     return Append::kFailed;
   }

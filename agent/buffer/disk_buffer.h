@@ -50,6 +50,8 @@ struct DiskBufferConfig {
 
 /// A stored batch: its events' parts, written as a block payload (exposed for tests).
 void encode_batch(const EventBatch& b, std::string& out);
+/// The part of encode_batch before the arena (the arena follows it).
+void encode_batch_head(const EventBatch& b, std::string& out);
 /// Rebuilds a batch; false when the payload is not a well-formed batch.
 bool decode_batch(std::string_view in, EventBatch& out);
 

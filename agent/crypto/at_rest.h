@@ -102,9 +102,11 @@ class BlockSealer {
   ~BlockSealer();
   BlockSealer(const BlockSealer&) = delete;
   BlockSealer& operator=(const BlockSealer&) = delete;
-  /// Appends a whole block for `plain` to `out`. Returns false (with `err`) on a library error.
+  /// Appends a whole block for `plain` + `plain2` (one payload given in two pieces, so a caller
+  /// need not copy them together) to `out`. Returns false (with `err`) on a library error.
   bool seal(BlockKind kind, uint64_t sequence, int64_t time_ns, uint32_t events,
-            std::string_view plain, std::string& out, std::string* err);
+            std::string_view plain, std::string& out, std::string* err,
+            std::string_view plain2 = {});
   const MasterKey& key() const { return key_; }
 
  private:
