@@ -5,7 +5,8 @@ pkgs=(build-essential cmake ninja-build pkg-config git ca-certificates openssl c
       libboost-dev libboost-system-dev libcurl4-openssl-dev libssl-dev libsimdjson-dev
       libspdlog-dev libfmt-dev doctest-dev libyaml-cpp-dev libcli11-dev libzstd-dev
       libdeflate-dev libisal-dev libre2-dev libxxhash-dev zlib1g-dev python3 procps
-      python3-cryptography ruby ruby-aws-sdk-s3 ruby-aws-sdk-kms)  # the last: S3 encryption test peers
+      python3-cryptography ruby ruby-aws-sdk-s3 ruby-aws-sdk-kms  # S3 encryption test peers
+      zstd)  # the disk buffer test decompresses whatever it finds on disk, looking for clear text
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -325,7 +325,11 @@ void DiskBuffer::open() {
         continue;
       }
       if (off + h.block_bytes() > size) break;  // torn
-      if (!ring_->find(h.key_id.data())) missing_keys.emplace(h.key_id_hex(), seg_path(id));
+      // Only blocks still to deliver need their key (those before the index's position were
+      // delivered: their key may be gone already).
+      bool delivered = idx_pos && id == idx_pos->seg && off < idx_pos->off;
+      if (!delivered && !ring_->find(h.key_id.data()))
+        missing_keys.emplace(h.key_id_hex(), seg_path(id));
       if (s.blocks == 0) s.first_time = h.time_ns;
       s.last_time = h.time_ns;
       s.blocks++;
@@ -518,7 +522,8 @@ DiskBuffer::Append DiskBuffer::append(const EventBatch& b) {
                    fmt::format("disk buffer {}: cannot write {}: {}{}; holding input "
                                "(backpressure), retrying every second",
                                id_, seg_path(wseg_), std::strerror(err_no),
-                               err_no == ENOSPC ? " (disk full)" : ""));
+                               err_no == ENOSPC ? " (disk full)" : ""),
+                   1, true);
     }
     return Append::kFailed;
   }
@@ -611,22 +616,31 @@ void DiskBuffer::housekeeping() {
           roll_now = true;
           break;
         }
-        uint64_t ev = s.events - s.done_events;
-        uint64_t bl = s.blocks;
+        if (s.expired) continue;
+        // Blocks already handed to the sink (read-ahead, requests in flight) are delivered, not
+        // expired: they keep their in-flight entries and are released as usual.
+        uint64_t fl_events = 0, fl_bytes = 0, fl_blocks = 0;
+        for (auto it = inflight_.lower_bound(Pos{id, 0});
+             it != inflight_.end() && it->first.seg == id; ++it)
+          if (!it->second.done) {
+            fl_events += it->second.events;
+            fl_bytes += it->second.bytes;
+            ++fl_blocks;
+          }
+        uint64_t ev = s.events - std::min(s.events, s.done_events + fl_events);
         if (ev > 0) {
+          // Blocks not yet read: the segment's blocks minus those read (released or in flight)
+          // is not known exactly without a scan; the events are.
+          uint64_t bl = std::max<uint64_t>(1, s.blocks - std::min(s.blocks, fl_blocks + s.released_blocks));
           expired_events_.inc(ev);
           expired_blocks_.inc(bl);
-          spdlog::warn(
-              "disk buffer {}: deleted {} unsent event(s) of {} older than max_age {} "
-              "(retention)",
-              id_, ev, seg_path(id), format_duration(*cfg_.max_age));
+          spdlog::warn("disk buffer {}: deleted {} unsent event(s) of {} older than max_age {} "
+                       "(retention)",
+                       id_, ev, seg_path(id), format_duration(*cfg_.max_age));
         }
-        s.done_events = s.events;
-        s.done_bytes = s.size;
-        // In-flight blocks of this segment no longer hold the frontier.
-        for (auto it = inflight_.lower_bound(Pos{id, 0});
-             it != inflight_.end() && it->first.seg == id;)
-          it = inflight_.erase(it);
+        s.done_events = s.events - fl_events;
+        s.done_bytes = s.size - fl_bytes;
+        s.expired = true;
         if (cursor_.seg <= id) {
           auto nx = segs_.upper_bound(id);
           cursor_ = Pos{nx == segs_.end() ? wseg_ : nx->first, 0};
@@ -715,6 +729,7 @@ void DiskBuffer::skip_locked(uint64_t seg, uint64_t from, uint64_t to, uint64_t 
   if (it != segs_.end()) {
     it->second.done_bytes += to - from;
     it->second.done_events += events;
+    it->second.released_blocks++;
   }
 }
 
@@ -825,7 +840,8 @@ std::optional<DiskBuffer::ReadResult> DiskBuffer::read_next() {
     corrupt_.inc();
     report_error(m_, "buffer", "corrupt_block",
                  fmt::format("disk buffer {}: skipped a block at {} offset {} ({} bytes): {}", id_,
-                             seg_path(at.seg), at.off, next - at.off, problem));
+                             seg_path(at.seg), at.off, next - at.off, problem),
+                 1, true);
     skip_locked(at.seg, at.off, next, ok_header ? h.events : 0);
     cursor_.off = next;
     advance_frontier_locked();

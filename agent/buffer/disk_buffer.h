@@ -88,6 +88,8 @@ class DiskBuffer {
     uint64_t events = 0, blocks = 0;
     uint64_t done_events = 0, done_bytes = 0;  ///< released (delivered, skipped, expired)
     int64_t first_time = 0, last_time = 0;     ///< write times of its first and last block
+    uint64_t released_blocks = 0;
+    bool expired = false;  ///< max_age passed: its unread blocks are skipped
   };
   struct Pos {
     uint64_t seg = 0, off = 0;

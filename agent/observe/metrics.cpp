@@ -195,15 +195,17 @@ Counter& ComponentMetrics::dropped(std::string_view reason) {
 }
 
 void report_error(ComponentMetrics& m, std::string_view stage, std::string_view error,
-                  std::string_view message, uint64_t n) {
+                  std::string_view message, uint64_t n, bool as_error) {
   m.errors(stage, error).inc(n);
   uint64_t suppressed = 0;
   std::string key = fmt::format("{}/{}/{}", m.id(), stage, error);
   if (log_allowed(key, std::chrono::seconds(60), &suppressed)) {
+    auto level = as_error ? spdlog::level::err : spdlog::level::warn;
     if (suppressed)
-      spdlog::warn("[{}] {} ({} similar since the last report)", m.id(), message, suppressed);
+      spdlog::log(level, "[{}] {} ({} similar since the last report)", m.id(), message,
+                  suppressed);
     else
-      spdlog::warn("[{}] {}", m.id(), message);
+      spdlog::log(level, "[{}] {}", m.id(), message);
   }
 }
 

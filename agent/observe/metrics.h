@@ -103,8 +103,9 @@ class ComponentMetrics {
 
 /// A degraded mode: increments errors_total{stage,error} by `n` and logs (rate-limited: the
 /// first time, then at most once a minute per component/stage/error) `message` at warn level.
+/// `as_error`: logged at level error (data lost or input held), not warning.
 void report_error(ComponentMetrics& m, std::string_view stage, std::string_view error,
-                  std::string_view message, uint64_t n = 1);
+                  std::string_view message, uint64_t n = 1, bool as_error = false);
 /// Like report_error, but rate-limited per `key` (e.g. a file path): once per `interval` per key,
 /// so a problem with one file never hides the same problem with another.
 void report_error_for(ComponentMetrics& m, std::string_view stage, std::string_view error,
