@@ -549,6 +549,59 @@ class KeyRotation(DiskBufferBase):
         self.assertEqual(r.stop_shipper(), 0)
 
 
+class KmsDataKey(DiskBufferBase):
+    def test_kms_data_key_made_once_unwrapped_at_start_and_required(self):
+        """encryption.kms_key_id: the first start makes the data key with GenerateDataKey and
+        stores only the wrapped blob under data_dir/keys; a restart unwraps it with Decrypt and
+        drains what the first run buffered; KMS refusing the key stops the start (exit 1) and
+        leaves the buffer as it was."""
+        from kmspeer import KmsPeer, DEFAULT_ACCESS_KEY, DEFAULT_SECRET
+        from s3lib import clean_aws_env
+        r = self.rig
+        kms = KmsPeer(keys=["buffer-key"]).start()
+        self.addCleanup(kms.stop)
+        arn = kms.key_arn("buffer-key")
+        env = clean_aws_env(r.tmp.path)
+        env.update({"AWS_ACCESS_KEY_ID": DEFAULT_ACCESS_KEY, "AWS_SECRET_ACCESS_KEY": DEFAULT_SECRET,
+                    "AWS_REGION": "us-east-1", "AWS_ENDPOINT_URL_KMS": f"http://127.0.0.1:{kms.port}"})
+        srv = r.fault_server(down=True)
+        r.encryption = {"kms_key_id": arn}
+        cfg = r.shipper_config()
+        r.start_shipper(cfg, env=env)
+        n = self.fill_in_chunks(3, 1000)
+        r.wait_buffered(n)
+        self.assertEqual(r.stop_shipper(), 0)
+        keys_dir = os.path.join(r.data_dir, "keys")
+        files = os.listdir(keys_dir)
+        self.assertEqual(len(files), 1, files)
+        with open(os.path.join(keys_dir, files[0])) as f:
+            wrapped = json.load(f)
+        self.assertEqual(wrapped["kms_key_id"], arn)
+        self.assertEqual(set(wrapped), {"kms_key_id", "ciphertext_blob"})
+        self.assertEqual(os.stat(os.path.join(keys_dir, files[0])).st_mode & 0o077, 0)
+        self.assertEqual(kms.ok_counts["GenerateDataKey"], 1)
+        # KMS refuses the key: exit 1, the key named, the buffer unchanged.
+        before = tree_digest(r.buffer_dir)
+        kms.deny("buffer-key")
+        sh = r.start_shipper(cfg, env=env, wait=False)
+        rc = sh.proc.wait(timeout=60)
+        sh.stop()
+        print(f"kms denied: exit {rc}: {sh.log().strip()[-400:]}")
+        self.assertEqual(rc, 1, sh.log())
+        self.assertIn("buffer-key", sh.log())
+        self.assertEqual(tree_digest(r.buffer_dir), before)
+        # Allowed again: unwrapped (no new key), everything delivered once.
+        kms.allow("buffer-key")
+        r.start_shipper(cfg, env=env)
+        srv.control(down=False)
+        r.wait_delivered(n, 60)
+        self.assertEqual(kms.ok_counts["GenerateDataKey"], 1)
+        self.assertGreaterEqual(kms.ok_counts["Decrypt"], 1)
+        self.assertEqual(os.listdir(keys_dir), files)
+        self.assert_exactly_once(srv.seq_counts(), range(n))
+        self.assertEqual(r.stop_shipper(), 0)
+
+
 # ---------------------------------------------------------------------------------------------
 # 7. max_age
 # ---------------------------------------------------------------------------------------------
