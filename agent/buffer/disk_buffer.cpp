@@ -88,7 +88,8 @@ constexpr char kIndexMagic[4] = {'L', 'S', 'I', 'X'};
 }  // namespace
 
 // Event records are fixed 36-byte little-endian layouts, written and read with memcpy.
-static_assert(std::endian::native == std::endian::little, "the batch encoding assumes little-endian");
+static_assert(std::endian::native == std::endian::little,
+              "the batch encoding assumes little-endian");
 constexpr size_t kEventRecord = 36;
 
 void encode_batch_head(const EventBatch& b, std::string& out) {
@@ -433,11 +434,14 @@ void DiskBuffer::open() {
   // 6. A new segment for this run's writes.
   wseg_ = segs_.empty() ? 1 : segs_.rbegin()->first + 1;
   if (!roll()) throw std::runtime_error(fail_msg_);
-  uint64_t events = 0;
-  for (auto& [id, s] : segs_) events += s.events - s.done_events;
+  uint64_t events = 0, with_events = 0;
+  for (auto& [id, s] : segs_) {
+    events += s.events - s.done_events;
+    with_events += s.events > s.done_events ? 1 : 0;
+  }
   if (events > 0)
     spdlog::info("disk buffer {}: {} event(s) in {} segment(s) ({}) to deliver", id_, events,
-                 segs_.size(), format_size(disk_bytes_));
+                 with_events, format_size(disk_bytes_));
   std::lock_guard lk(mu_);
   update_gauges_locked();
 }
@@ -631,12 +635,14 @@ void DiskBuffer::housekeeping() {
         if (ev > 0) {
           // Blocks not yet read: the segment's blocks minus those read (released or in flight)
           // is not known exactly without a scan; the events are.
-          uint64_t bl = std::max<uint64_t>(1, s.blocks - std::min(s.blocks, fl_blocks + s.released_blocks));
+          uint64_t bl =
+              std::max<uint64_t>(1, s.blocks - std::min(s.blocks, fl_blocks + s.released_blocks));
           expired_events_.inc(ev);
           expired_blocks_.inc(bl);
-          spdlog::warn("disk buffer {}: deleted {} unsent event(s) of {} older than max_age {} "
-                       "(retention)",
-                       id_, ev, seg_path(id), format_duration(*cfg_.max_age));
+          spdlog::warn(
+              "disk buffer {}: deleted {} unsent event(s) of {} older than max_age {} "
+              "(retention)",
+              id_, ev, seg_path(id), format_duration(*cfg_.max_age));
         }
         s.done_events = s.events - fl_events;
         s.done_bytes = s.size - fl_bytes;
