@@ -52,7 +52,7 @@ int main(int argc, char** argv) {
   }
 
   const std::string& path = app.got_subcommand("run")            ? run_config
-                           : app.got_subcommand("dead-letters") ? dl_config
+                            : app.got_subcommand("dead-letters") ? dl_config
                                                                  : check_config;
   try {
     // Every error is reported: the loader's and then the components' (Runtime throws them all).
