@@ -836,7 +836,6 @@ std::optional<DiskBuffer::ReadResult> DiskBuffer::read_next() {
           ReadResult r;
           r.batch = std::move(b);
           r.pos = at;
-          r.bytes = h.block_bytes();
           return r;
         }
       }

@@ -105,7 +105,6 @@ class DiskBuffer {
   struct ReadResult {
     std::optional<EventBatch> batch;
     Pos pos;
-    uint64_t bytes = 0;
   };
 
   std::string seg_path(uint64_t id) const;

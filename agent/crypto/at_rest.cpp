@@ -102,8 +102,7 @@ std::vector<const MasterKey*> KeyRing::all() const {
   return v;
 }
 
-std::string read_key_file(const std::string& path) {
-  std::string key = Secret::read_file(path, SecretForm::kBytes);
+bool decode_key_256(std::string& key) {
   if (key.size() == 64 && std::all_of(key.begin(), key.end(), [](char ch) {
         return std::isxdigit(static_cast<unsigned char>(ch)) != 0;
       })) {
@@ -113,7 +112,12 @@ std::string read_key_file(const std::string& path) {
     OPENSSL_cleanse(key.data(), key.size());
     key = std::move(raw);
   }
-  if (key.size() != 32) {
+  return key.size() == 32;
+}
+
+std::string read_key_file(const std::string& path) {
+  std::string key = Secret::read_file(path, SecretForm::kBytes);
+  if (!decode_key_256(key)) {
     size_t n = key.size();
     OPENSSL_cleanse(key.data(), key.size());
     throw std::runtime_error(fmt::format(

@@ -63,6 +63,9 @@ class KeyRing {
   std::vector<std::shared_ptr<MasterKey>> previous_;
 };
 
+/// A 256-bit key's file content, in place: 64 hex characters become their 32 bytes (the text is
+/// wiped); anything else is left as it is. True when `key` now holds 32 bytes.
+bool decode_key_256(std::string& key);
 /// Reads a key file (32 raw bytes or 64 hex characters; not group/world readable). Throws
 /// std::runtime_error naming the file, never its content.
 std::string read_key_file(const std::string& path);

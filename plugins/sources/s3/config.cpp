@@ -8,6 +8,7 @@
 #include "agent/config/config.h"
 #include "agent/core/base64.h"
 #include "agent/core/secret.h"
+#include "agent/crypto/at_rest.h"
 #include "plugins/sources/file/decode_timestamp.h"
 
 namespace logship {
@@ -133,16 +134,7 @@ S3SourceConfig S3SourceConfig::parse(ConfigNode& cfg) {
         e->error("kek_file", ex.what());
       }
       if (!e->has_error("kek_file")) {
-        if (key.size() == 64 && std::all_of(key.begin(), key.end(), [](char ch) {
-              return std::isxdigit(static_cast<unsigned char>(ch)) != 0;
-            })) {
-          std::string raw(32, '\0');
-          for (size_t i = 0; i < 32; ++i)
-            raw[i] = static_cast<char>(std::stoi(key.substr(2 * i, 2), nullptr, 16));
-          OPENSSL_cleanse(key.data(), key.size());
-          key = std::move(raw);
-        }
-        if (key.size() != 32) {
+        if (!crypto::decode_key_256(key)) {
           OPENSSL_cleanse(key.data(), key.size());
           e->error("kek_file",
                    "the key-encryption key file must hold a 256-bit key: 32 raw bytes or 64 hex "
