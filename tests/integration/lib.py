@@ -6,6 +6,7 @@ import gzip
 import http.client
 import json
 import os
+import random
 import shutil
 import signal
 import socket
@@ -19,10 +20,58 @@ LOGSHIP_BIN = os.environ.get("LOGSHIP_BIN", os.path.join(os.path.dirname(__file_
 SOURCE_DIR = os.environ.get("LOGSHIP_SOURCE_DIR", os.path.abspath(os.path.join(os.path.dirname(__file__), "../..")))
 
 
+# Ports for test listeners come from below the kernel's ephemeral range (32768-60999 on Linux),
+# so no outgoing connection can take one between this pick and the listener's bind, and each
+# pick is leased with a lock file, so two test processes run in parallel by ctest never get the
+# same port (binding port 0 gave no such guarantee: a receiver then answered another test's
+# requests). A lease ends when the process that took it exits.
+_PORT_RANGE = (20000, 32000)
+_PORT_LEASES = os.path.join(tempfile.gettempdir(), "logship-test-ports")
+
+
+def _lease_is_stale(path):
+    try:
+        with open(path) as f:
+            pid = int(f.read().strip() or "0")
+    except (OSError, ValueError):
+        return False  # being written right now
+    if pid <= 0:
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
 def free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A TCP port on 127.0.0.1 that nothing listens on and no other test process will pick."""
+    os.makedirs(_PORT_LEASES, exist_ok=True)
+    rng = random.Random()
+    for _ in range(2000):
+        port = rng.randrange(*_PORT_RANGE)
+        path = os.path.join(_PORT_LEASES, str(port))
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            if _lease_is_stale(path):
+                try:
+                    os.unlink(path)
+                except FileNotFoundError:
+                    pass
+            continue
+        with os.fdopen(fd, "w") as f:
+            f.write(str(os.getpid()))
+        try:
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                s.bind(("127.0.0.1", port))
+            return port
+        except OSError:
+            continue  # in use outside the tests: keep the lease so no one else tries it
+    raise RuntimeError("no free test port left in %d-%d" % _PORT_RANGE)
 
 
 def wait_for(cond, timeout=30.0, what="condition", interval=0.05):
