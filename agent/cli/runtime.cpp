@@ -76,8 +76,18 @@ struct Runtime::Impl {
     std::unique_ptr<Source> source;
     Fanout out;
   };
+  struct TransformEntry {
+    ComponentContext ctx;
+    std::unique_ptr<Transform> transform;
+    std::unique_ptr<BatchChannel> in;
+    std::vector<std::string> inputs;
+    std::vector<std::string> output_names;  ///< "" (the transform's id) or route names
+    std::vector<Fanout> outs;                ///< one per output name
+    std::unique_ptr<ComponentMetrics> metrics;
+  };
   std::vector<SinkEntry> sinks;
   std::vector<SourceEntry> sources;
+  std::vector<TransformEntry> transforms;
 
   explicit Impl(Config c) : cfg(std::move(c)) {
     checkpoints = std::make_unique<CheckpointStore>(cfg.data_dir);
@@ -111,11 +121,26 @@ struct Runtime::Impl {
       }
     };
     for (auto& d : cfg.transforms) {
-      guarded([&] {
-        d.node->fail("type", fmt::format("unknown transform type \"{}\"; no transform types are "
-                                         "available in this build",
-                                         d.type));
-      });
+      guarded(
+          [&] {
+            const TransformFactory* f = reg.transform(d.type);
+            if (!f)
+              d.node->fail("type",
+                           fmt::format("unknown transform type \"{}\"; expected one of: {}", d.type,
+                                       fmt::join(reg.transform_types(), ", ")));
+            TransformEntry e;
+            e.ctx = make_ctx(d);
+            e.inputs = d.inputs;
+            e.transform = (*f)(*d.node, e.ctx);
+            d.node->finish();
+            e.output_names = e.transform->outputs();
+            e.outs.resize(e.output_names.size());
+            // A transform works on one batch at a time; its input holds a few more.
+            e.in = std::make_unique<BatchChannel>(8u << 20, 1024);
+            e.metrics = std::make_unique<ComponentMetrics>(d.id, d.type, "transform");
+            transforms.push_back(std::move(e));
+          },
+          d.node.get());
     }
     for (auto& d : cfg.sinks) {
       guarded(
@@ -206,13 +231,77 @@ struct Runtime::Impl {
           d.node.get());
     }
     if (errors) errors->finish();  // throws every error of the configuration, in file order
-    for (auto& s : sources) {
-      for (auto& k : sinks) {
-        if (std::find(k.inputs.begin(), k.inputs.end(), s.ctx.id) == k.inputs.end()) continue;
-        s.out.add(k.in.get(), k.drop_newest,
-                  k.drop_newest ? &k.buffer_metrics->dropped("buffer_full") : nullptr);
+    // Every output by the name consumers list in `inputs`: a source's id, a transform's id, or
+    // `<route id>.<route name>`.
+    std::map<std::string, Fanout*> producers;
+    for (auto& s : sources) producers[s.ctx.id] = &s.out;
+    for (auto& t : transforms)
+      for (size_t i = 0; i < t.output_names.size(); ++i)
+        producers[t.output_names[i].empty() ? t.ctx.id : t.ctx.id + "." + t.output_names[i]] =
+            &t.outs[i];
+    for (auto& t : transforms)
+      for (const auto& in : t.inputs)
+        if (auto it = producers.find(in); it != producers.end()) it->second->add(t.in.get());
+    for (auto& k : sinks)
+      for (const auto& in : k.inputs)
+        if (auto it = producers.find(in); it != producers.end())
+          it->second->add(k.in.get(), k.drop_newest,
+                          k.drop_newest ? &k.buffer_metrics->dropped("buffer_full") : nullptr);
+  }
+
+  /// Consumers of `name` (a source, a transform or `<route>.<name>`), for describe().
+  std::vector<std::string> consumers_of(const std::string& name) const {
+    std::vector<std::string> to;
+    for (auto& t : transforms)
+      if (std::find(t.inputs.begin(), t.inputs.end(), name) != t.inputs.end())
+        to.push_back(t.ctx.id);
+    for (auto& k : sinks)
+      if (std::find(k.inputs.begin(), k.inputs.end(), name) != k.inputs.end())
+        to.push_back(k.ctx.id);
+    return to;
+  }
+
+  /// One transform's loop: a batch in, its outputs out, the input's acknowledgement finished
+  /// once every output holds its own share of it.
+  awaitable<void> run_transform(TransformEntry& t, std::function<void(const std::string&)> fatal) {
+    std::vector<BatchPtr> outs(t.outs.size());
+    bool broken = false;
+    for (;;) {
+      auto item = co_await t.in->receive();
+      if (!item) break;
+      const EventBatch& in = *item->batch;
+      t.metrics->received_events.inc(in.size());
+      t.metrics->received_bytes.inc(in.text_bytes());
+      std::fill(outs.begin(), outs.end(), nullptr);
+      if (!broken) {
+        try {
+          t.transform->apply(item->batch, outs);
+        } catch (const std::exception& e) {
+          // A bug, never bad data: nothing of this batch goes on (a redact transform must not
+          // let clear text through); the sources keep it and the process stops.
+          broken = true;
+          fatal(fmt::format("transform {} failed: {}", t.ctx.id, e.what()));
+        }
       }
+      if (broken) {
+        item->ack.finish(DeliveryStatus::kErrored);
+        continue;
+      }
+      for (size_t i = 0; i < outs.size(); ++i) {
+        if (!outs[i] || outs[i]->empty()) continue;
+        if (t.outs[i].size() == 0) {
+          t.metrics->dropped(t.output_names[i] == "_unmatched" ? "unrouted" : "no_consumer")
+              .inc(outs[i]->size());
+          continue;
+        }
+        t.metrics->sent_events.inc(outs[i]->size());
+        t.metrics->sent_bytes.inc(outs[i]->text_bytes());
+        AckHandle share = item->ack.share();
+        co_await t.outs[i].send(std::move(outs[i]), std::move(share));
+      }
+      item->ack.finish(DeliveryStatus::kDelivered);
     }
+    for (auto& f : t.outs) f.producer_done();
   }
 
   /// KMS-made at-rest keys (encryption.kms_key_id): unwrapped (or made) now, on a loop of their
@@ -246,12 +335,21 @@ struct Runtime::Impl {
     if (cfg.admin_address) out += fmt::format("admin: http://{}/metrics\n", *cfg.admin_address);
     out += "sources:\n";
     for (auto& s : sources) {
-      std::vector<std::string> to;
-      for (auto& k : sinks)
-        if (std::find(k.inputs.begin(), k.inputs.end(), s.ctx.id) != k.inputs.end())
-          to.push_back(k.ctx.id);
+      std::vector<std::string> to = consumers_of(s.ctx.id);
       out += fmt::format("  {} ({}) -> {}\n", s.ctx.id, s.ctx.type,
                          to.empty() ? std::string("(unused)") : fmt::format("{}", fmt::join(to, ", ")));
+    }
+    if (!transforms.empty()) out += "transforms:\n";
+    for (auto& t : transforms) {
+      std::vector<std::string> parts;
+      for (const auto& o : t.output_names) {
+        std::string name = o.empty() ? t.ctx.id : t.ctx.id + "." + o;
+        std::vector<std::string> to = consumers_of(name);
+        std::string dest = to.empty() ? std::string("(dropped)") : fmt::format("{}", fmt::join(to, ", "));
+        parts.push_back(o.empty() ? dest : fmt::format("{}: {}", o, dest));
+      }
+      out += fmt::format("  {} ({}) <- {} -> {}\n", t.ctx.id, t.ctx.type, fmt::join(t.inputs, ", "),
+                         fmt::join(parts, "; "));
     }
     out += "sinks:\n";
     for (auto& k : sinks)
@@ -370,6 +468,7 @@ int Runtime::run(std::chrono::milliseconds drain_timeout) {
         spdlog::warn("drain deadline passed; giving up on undelivered data (it stays in the "
                      "sources' checkpoints and is read again on restart)");
         m.abort.request_stop();
+        for (auto& t : m.transforms) t.in->abort();
         for (auto& k : m.sinks) {
           k.in->abort();
           if (k.out) k.out->abort();
@@ -419,6 +518,7 @@ int Runtime::run(std::chrono::milliseconds drain_timeout) {
         } else if (stopping) {
           spdlog::warn("second {}: giving up on the drain now", sig == SIGTERM ? "SIGTERM" : "SIGINT");
           m.abort.request_stop();
+          for (auto& t : m.transforms) t.in->abort();
           for (auto& k : m.sinks) {
             k.in->abort();
             if (k.out) k.out->abort();
@@ -468,6 +568,23 @@ int Runtime::run(std::chrono::milliseconds drain_timeout) {
       if (--sinks_left == 0) all_done();
     });
   }
+  for (auto& t : m.transforms) {
+    for (size_t i = 0; i < t.outs.size(); ++i) {
+      t.outs[i].register_producer();
+      if (t.outs[i].size() == 0 && t.output_names[i] != "_unmatched")
+        spdlog::warn("transform {}: output {} feeds nothing; its events are dropped (counted in "
+                     "logship_component_dropped_events_total)",
+                     t.ctx.id, t.output_names[i].empty() ? t.ctx.id : t.ctx.id + "." + t.output_names[i]);
+    }
+    asio::co_spawn(m.ioc, m.run_transform(t, fatal), [&, id = t.ctx.id](std::exception_ptr e) {
+      if (!e) return;
+      try {
+        std::rethrow_exception(e);
+      } catch (const std::exception& ex) {
+        fatal(fmt::format("transform {} failed: {}", id, ex.what()));
+      }
+    });
+  }
   for (auto& s : m.sources) {
     s.out.register_producer();
     asio::co_spawn(m.ioc, s.source->run(s.out), [&, src = &s](std::exception_ptr e) {
@@ -514,8 +631,10 @@ int Runtime::run(std::chrono::milliseconds drain_timeout) {
       asio::detached);
 
   int n = m.cfg.threads > 0 ? m.cfg.threads : default_thread_count();
-  spdlog::info("logship {} running: {} source(s), {} sink(s), {} thread(s), data_dir {}",
-               LOGSHIP_VERSION, m.sources.size(), m.sinks.size(), n, m.cfg.data_dir);
+  spdlog::info("logship {} running: {} source(s), {} transform(s), {} sink(s), {} thread(s), "
+               "data_dir {}",
+               LOGSHIP_VERSION, m.sources.size(), m.transforms.size(), m.sinks.size(), n,
+               m.cfg.data_dir);
   std::vector<std::thread> pool;
   for (int i = 1; i < n; ++i) pool.emplace_back([&] { m.ioc.run(); });
   m.ioc.run();

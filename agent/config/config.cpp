@@ -577,6 +577,21 @@ void ConfigNode::error(std::string_view key, std::string_view msg) const {
   report(key, where(key) + ": " + std::string(msg));
 }
 
+void ConfigNode::error_in_value(std::string_view key, size_t offset, std::string_view msg) const {
+  Entry e = find_entry(node_, key);
+  if (!e.found || e.value.IsNull() || !e.value.IsScalar()) {
+    error(key, msg);
+    return;
+  }
+  YAML::Mark m = e.value.Mark();
+  // A quoted scalar ('...' or "...") starts one column after its mark; a block scalar (| or >)
+  // on the next lines: its position is the indicator's.
+  const std::string& tag = e.value.Tag();
+  if (tag == "!") m.column += 1;
+  if (e.value.Scalar().find('\n') == std::string::npos) m.column += static_cast<int>(offset);
+  report(key, position(*file_, m) + ": " + std::string(msg));
+}
+
 std::optional<std::string> ConfigNode::interpolated(std::string_view key,
                                                     const YAML::Node& n) const {
   try {
@@ -1053,9 +1068,17 @@ void check_inputs(const Config& cfg, const std::vector<ComponentDecl>& consumers
     sources.insert(d.id);
     known.push_back(d.id);
   }
+  std::map<std::string, std::vector<std::string>> routes;  // route id -> its output names
   for (const auto& d : cfg.transforms) {
     transforms.insert(d.id);
     known.push_back(d.id);
+    if (d.type != "route") continue;
+    auto& names = routes[d.id];
+    YAML::Node r = d.node->raw()["routes"];
+    if (r.IsMap())
+      for (const auto& kv : r) names.push_back(kv.first.Scalar());
+    names.push_back("_unmatched");
+    for (const auto& n : names) known.push_back(d.id + "." + n);
   }
   for (const auto& d : cfg.sinks) sinks.insert(d.id);
   const std::string known_list = known.empty() ? "(none)" : join(known);
@@ -1065,6 +1088,25 @@ void check_inputs(const Config& cfg, const std::vector<ComponentDecl>& consumers
       if (sources.count(in) > 0 || transforms.count(in) > 0) continue;
       if (st.broken.count(in) > 0) continue;  // a component in error: reported already
       YAML::Mark m = item_mark(d.node->raw(), "inputs", i);
+      if (size_t dot = in.rfind('.'); dot != std::string::npos) {
+        // `<route id>.<route name>`
+        std::string id = in.substr(0, dot), name = in.substr(dot + 1);
+        if (st.broken.count(id) > 0) continue;
+        if (auto r = routes.find(id); r != routes.end()) {
+          const auto& names = r->second;
+          if (std::find(names.begin(), names.end(), name) != names.end()) continue;
+          st.add(m, fmt::format("unknown input {} in {}: route transform {} has no route {}; "
+                                "expected one of: {}",
+                                quote(in), d.node->path(), id, quote(name), join(names)));
+          continue;
+        }
+        if (transforms.count(id) > 0) {
+          st.add(m, fmt::format("unknown input {} in {}: transform {} has a single output; "
+                                "expected {}",
+                                quote(in), d.node->path(), id, quote(id)));
+          continue;
+        }
+      }
       if (sinks.count(in) > 0) {
         st.add(m, fmt::format("input {} of {} is a sink, and sinks have no output; expected a "
                               "source or transform: {}",
@@ -1091,6 +1133,10 @@ void check_cycles(const Config& cfg, LoadState& st) {
     stack.push_back(t);
     for (size_t i = 0; i < t->inputs.size() && !found_cycle; ++i) {
       auto found = by_id.find(t->inputs[i]);
+      if (found == by_id.end()) {
+        size_t dot = t->inputs[i].rfind('.');  // `<route id>.<route name>`
+        if (dot != std::string::npos) found = by_id.find(t->inputs[i].substr(0, dot));
+      }
       if (found == by_id.end()) continue;  // a source
       const ComponentDecl* up = found->second;
       Color c = color[up->id];

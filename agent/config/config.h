@@ -108,6 +108,9 @@ class ConfigNode {
   /// Like fail(), but while collecting it records the error and returns: for checks after which
   /// parsing can go on.
   void error(std::string_view key, std::string_view msg) const;
+  /// Like error(), at `offset` characters into the key's one-line scalar (after an opening
+  /// quote): an error inside an expression points at its token.
+  void error_in_value(std::string_view key, size_t offset, std::string_view msg) const;
   /// Whether an error was recorded about `key` of this mapping.
   bool has_error(std::string_view key) const { return bad_.count(key) > 0; }
   const std::shared_ptr<ConfigErrors>& errors() const { return errors_; }

@@ -44,6 +44,8 @@ class Fanout {
   /// blocking consumer is full (backpressure). Returns false if a channel was closed or aborted
   /// (shutdown); the undelivered shares then report kErrored.
   awaitable<bool> send(EventBatch&& batch, AckHandle ack);
+  /// The same for a batch already shared (a transform forwarding its input unchanged).
+  awaitable<bool> send(BatchPtr batch, AckHandle ack);
   void register_producer() {
     for (auto& o : outs_) o.ch->add_producer();
   }

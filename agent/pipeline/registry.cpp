@@ -13,6 +13,12 @@ std::vector<std::string> Registry::sink_types() const {
   return v;
 }
 
+std::vector<std::string> Registry::transform_types() const {
+  std::vector<std::string> v;
+  for (auto& [k, _] : transforms_) v.push_back(k);
+  return v;
+}
+
 const Registry& builtin_registry() {
   static const Registry r = [] {
     Registry x;
@@ -23,9 +29,13 @@ const Registry& builtin_registry() {
 }
 
 awaitable<bool> Fanout::send(EventBatch&& batch, AckHandle ack) {
-  size_t bytes = batch.byte_size();
-  size_t events = batch.size();
   BatchPtr shared = std::make_shared<const EventBatch>(std::move(batch));
+  co_return co_await send(std::move(shared), std::move(ack));
+}
+
+awaitable<bool> Fanout::send(BatchPtr shared, AckHandle ack) {
+  size_t bytes = shared->byte_size();
+  size_t events = shared->size();
   bool ok = true;
   for (size_t i = 0; i < outs_.size(); ++i) {
     BatchRef ref{shared, i + 1 == outs_.size() ? std::move(ack) : ack.share()};

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "agent/pipeline/component.h"
+#include "agent/pipeline/transform.h"
 
 namespace logship {
 
@@ -17,11 +18,21 @@ using SourceFactory =
     std::function<std::unique_ptr<Source>(ConfigNode& cfg, const ComponentContext& ctx)>;
 using SinkFactory =
     std::function<std::unique_ptr<Sink>(ConfigNode& cfg, const ComponentContext& ctx)>;
+using TransformFactory =
+    std::function<std::unique_ptr<Transform>(ConfigNode& cfg, const ComponentContext& ctx)>;
 
 class Registry {
  public:
   void add_source(const std::string& type, SourceFactory f) { sources_[type] = std::move(f); }
   void add_sink(const std::string& type, SinkFactory f) { sinks_[type] = std::move(f); }
+  void add_transform(const std::string& type, TransformFactory f) {
+    transforms_[type] = std::move(f);
+  }
+  const TransformFactory* transform(const std::string& type) const {
+    auto it = transforms_.find(type);
+    return it == transforms_.end() ? nullptr : &it->second;
+  }
+  std::vector<std::string> transform_types() const;
   const SourceFactory* source(const std::string& type) const {
     auto it = sources_.find(type);
     return it == sources_.end() ? nullptr : &it->second;
@@ -36,6 +47,7 @@ class Registry {
  private:
   std::map<std::string, SourceFactory> sources_;
   std::map<std::string, SinkFactory> sinks_;
+  std::map<std::string, TransformFactory> transforms_;
 };
 
 void register_builtin_plugins(Registry& r);

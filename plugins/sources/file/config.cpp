@@ -43,6 +43,7 @@ FileSourceConfig FileSourceConfig::parse(ConfigNode& cfg) {
   c.source = cfg.opt_str("source");
   c.sourcetype = cfg.str("sourcetype", std::string());
   c.index = cfg.str("index", std::string());
+  c.event_id = cfg.boolean("event_id", false);
   return c;
 }
 

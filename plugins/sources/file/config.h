@@ -35,6 +35,7 @@ struct FileSourceConfig {
   std::optional<std::string> source;           ///< default: the file path
   std::string sourcetype;                      ///< default unset
   std::string index;                           ///< default unset
+  bool event_id = false;                       ///< attach logship_event_id (event_id.h)
 
   static FileSourceConfig parse(ConfigNode& cfg);
 };

@@ -17,6 +17,7 @@
 
 #include "agent/core/log.h"
 #include "agent/pipeline/checkpoints.h"
+#include "agent/pipeline/event_id.h"
 #include "plugins/sources/file/decoder.h"
 #include "plugins/sources/file/discovery.h"
 #include "plugins/sources/file/watch_inotify.h"
@@ -749,10 +750,23 @@ awaitable<bool> FileSource::emit(Tailed& f, Fanout& out, EventBatch&& batch, uin
 
 namespace {
 // Adds decoded events to the batch with the file's metadata.
+}  // namespace
+
+// Where the next emitted event starts (event_id: true): set before each decoder call.
+struct EventIdState {
+  std::string_view source_id;
+  std::string identity;  ///< the file's fingerprint once complete, else its path
+  uint64_t position = 0;
+  uint32_t seq = 0;
+};
+
+namespace {
+
 class BatchEmitter : public EventEmitter {
  public:
-  BatchEmitter(EventBatch*& batch, const uint16_t* meta, const LineDecoder* decoder)
-      : batch_(batch), meta_(meta), decoder_(decoder) {}
+  BatchEmitter(EventBatch*& batch, const uint16_t* meta, const LineDecoder* decoder,
+               EventIdState* ids = nullptr)
+      : batch_(batch), meta_(meta), decoder_(decoder), ids_(ids) {}
   void emit(std::string_view text, int64_t time_ns, uint8_t flags) override {
     Event& e = batch_->add(text, time_ns);
     e.host = meta_[0];
@@ -762,18 +776,36 @@ class BatchEmitter : public EventEmitter {
     e.flags = flags;
     // Container logs keep their stream as an indexed field (cri / docker codecs).
     std::string_view stream = decoder_->last_stream();
-    if (stream == "stdout")
-      batch_->set_fields(e, R"({"stream":"stdout"})");
-    else if (stream == "stderr")
-      batch_->set_fields(e, R"({"stream":"stderr"})");
+    std::string_view fields = stream == "stdout"   ? R"({"stream":"stdout"})"
+                              : stream == "stderr" ? R"({"stream":"stderr"})"
+                                                   : std::string_view();
+    if (ids_) {
+      std::string f = with_event_id(
+          fields, event_id(ids_->source_id, ids_->identity, ids_->position, ids_->seq++));
+      batch_->set_fields(batch_->events().back(), f);
+    } else if (!fields.empty()) {
+      batch_->set_fields(e, fields);
+    }
   }
 
  private:
   EventBatch*& batch_;
   const uint16_t* meta_;
   const LineDecoder* decoder_;
+  EventIdState* ids_;
 };
 }  // namespace
+
+void FileSource::id_position(Tailed& f, EventIdState& ids, uint64_t line_start) {
+  ids.source_id = ctx_.id;
+  if (!f.head_seq && f.fp.len >= cfg_.fingerprint_bytes) {
+    ids.identity.assign(reinterpret_cast<const char*>(&f.fp.hash), sizeof f.fp.hash);
+  } else {
+    ids.identity = "path:" + f.path;
+  }
+  ids.position = f.decoder->held_from().value_or(line_start);
+  ids.seq = 0;
+}
 
 awaitable<size_t> FileSource::read_some(Tailed& f, Fanout& out, bool& stopped) {
   size_t total = 0;
@@ -797,7 +829,8 @@ awaitable<size_t> FileSource::read_some(Tailed& f, Fanout& out, bool& stopped) {
     meta[3] = batch.intern(cfg_.index);
   };
   new_batch();
-  BatchEmitter emitter(bp, meta, f.decoder.get());
+  EventIdState ids;
+  BatchEmitter emitter(bp, meta, f.decoder.get(), cfg_.event_id ? &ids : nullptr);
   int64_t t = now_ns();
   // The checkpoint may move to the end of the last complete line, but never past data the
   // decoder still holds (a multiline event or a partial container record in progress).
@@ -818,6 +851,7 @@ awaitable<size_t> FileSource::read_some(Tailed& f, Fanout& out, bool& stopped) {
     co_return ok;
   };
   auto line_done = [&](std::string_view line, bool truncated, uint64_t start, uint64_t end) {
+    if (cfg_.event_id) id_position(f, ids, start);
     f.decoder->line(line, truncated, start, end, t, emitter);
   };
 
@@ -920,6 +954,7 @@ awaitable<size_t> FileSource::read_some(Tailed& f, Fanout& out, bool& stopped) {
     f.partial.clear();
     f.partial_split = false;
   }
+  if (cfg_.event_id) id_position(f, ids, f.line_start);
   f.decoder->flush(now, false, emitter);  // multiline timeout
   if (!co_await flush()) stopped = true;
   f.last_read = total;
@@ -1371,15 +1406,18 @@ awaitable<void> FileSource::run(Fanout& out) {
                               last.intern(cfg_.source ? *cfg_.source : f.path),
                               last.intern(cfg_.sourcetype), last.intern(cfg_.index)};
           EventBatch* lp = &last;
-          BatchEmitter em(lp, meta, f.decoder.get());
+          EventIdState ids;
+          BatchEmitter em(lp, meta, f.decoder.get(), cfg_.event_id ? &ids : nullptr);
           if (!f.partial.empty()) {
             uint64_t start = f.line_start;
             f.line_start += f.partial.size();
             advance_back(f, f.partial);
+            if (cfg_.event_id) id_position(f, ids, start);
             f.decoder->line(f.partial, f.partial_split, start, f.line_start, now_ns(), em);
             f.partial.clear();
             f.partial_split = false;
           }
+          if (cfg_.event_id) id_position(f, ids, f.line_start);
           f.decoder->flush(Clock::now(), true, em);
           if (!last.empty() && !co_await emit(f, out, std::move(last), f.line_start)) {
             stopped = true;

@@ -33,6 +33,8 @@ namespace logship {
 
 class InotifyWatcher;
 
+struct EventIdState;
+
 class FileSource : public Source {
  public:
   FileSource(FileSourceConfig cfg, ComponentContext ctx);
@@ -116,6 +118,8 @@ class FileSource : public Source {
   bool reopen(Tailed& f);
   /// Places a file's next read at `start` of its current generation (hashes from the file now).
   void set_position(Tailed& f, uint64_t start);
+  /// event_id: the position the next event emitted for `f` starts at.
+  void id_position(Tailed& f, EventIdState& ids, uint64_t line_start);
   /// line_start just moved past `bytes`: the tail hash follows from memory.
   void advance_back(Tailed& f, std::string_view bytes);
   /// Closes the files idle the longest until at most `limit` are open.

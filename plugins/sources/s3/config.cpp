@@ -173,6 +173,7 @@ S3SourceConfig S3SourceConfig::parse(ConfigNode& cfg) {
                             : c.format == "vpcflow"  ? std::string("aws:cloudwatchlogs:vpcflow")
                                                      : std::string());
   c.index = cfg.str("index", std::string());
+  c.event_id = cfg.boolean("event_id", false);
   for (auto& g : c.key_include)
     if (g.find("CloudTrail-Insight") != std::string::npos) c.include_insights = true;
   cfg.finish();

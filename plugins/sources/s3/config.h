@@ -66,6 +66,7 @@ struct S3SourceConfig {
   S3ClientSideEncryption cse;
   std::string kms_endpoint;  ///< "" = AWS_ENDPOINT_URL_KMS, AWS_ENDPOINT_URL, then AWS
   std::string host, sourcetype, index;
+  bool event_id = false;  ///< attach logship_event_id (agent/pipeline/event_id.h)
   bool include_insights = false;  ///< CloudTrail-Insight/ keys (skipped unless key_include asks)
 
   static S3SourceConfig parse(ConfigNode& cfg);

@@ -30,6 +30,7 @@
 #include "agent/net/http_client.h"
 #include "agent/observe/metrics.h"
 #include "agent/pipeline/checkpoints.h"
+#include "agent/pipeline/event_id.h"
 #include "agent/pipeline/wait_queue.h"
 #include "plugins/formats/decompress.h"
 #include "plugins/formats/format.h"
@@ -860,7 +861,13 @@ class S3Source final : public Source {
       if (index++ < skip) return;
       Event& e = batch.add(r.text, r.time_set ? r.time_ns : read_time);
       if (r.json_value) e.flags |= Event::kJsonValue;
-      if (!r.fields_json.empty()) batch.set_fields(e, r.fields_json);
+      if (cfg_.event_id) {
+        // The record's position: the object (its URI and ETag) and its index in it.
+        batch.set_fields(batch.events().back(),
+                         with_event_id(r.fields_json, event_id(ctx_.id, what + "\n" + o.etag, index - 1, 0)));
+      } else if (!r.fields_json.empty()) {
+        batch.set_fields(e, r.fields_json);
+      }
       e.host = meta[0];
       e.source = meta[1];
       e.sourcetype = meta[2];
