@@ -140,50 +140,64 @@ bool EventView::parse() {
 }
 
 Value EventView::field(const FieldPath& path) {
+  for (const auto& [ptr, v] : cache_)
+    if (ptr == &path) return v;
+  Value v = lookup(path);
+  if (cache_.size() < 16) cache_.emplace_back(&path, v);
+  return v;
+}
+
+Value EventView::lookup(const FieldPath& path) {
   if (!parse()) return Value::absent();
+  // After a failed lookup simdjson's document is not usable again (a second at_pointer on it
+  // crashed): the next lookup iterates the text again.
+  auto failed = [this] {
+    state_ = State::kUnparsed;
+    return Value::absent();
+  };
   simdjson::ondemand::value v;
   Value out;
   if (path.pointer.empty()) {
     // The whole event: only a scalar document has a simple value.
     simdjson::ondemand::json_type t;
-    if (doc_.rewind(), doc_.type().get(t)) return out;
+    if (doc_.rewind(), doc_.type().get(t)) return failed();
     switch (t) {
       case simdjson::ondemand::json_type::string: {
         std::string_view s;
-        if (doc_.get_string().get(s)) return out;
+        if (doc_.get_string().get(s)) return failed();
         return Value::string(s);
       }
       case simdjson::ondemand::json_type::number: {
         double d;
-        if (doc_.get_double().get(d)) return out;
+        if (doc_.get_double().get(d)) return failed();
         return Value::number(d);
       }
       case simdjson::ondemand::json_type::boolean: {
         bool b;
-        if (doc_.get_bool().get(b)) return out;
+        if (doc_.get_bool().get(b)) return failed();
         return Value::boolean(b);
       }
       case simdjson::ondemand::json_type::null: out.kind = Value::Kind::kNull; return out;
       default: out.kind = Value::Kind::kOther; out.s = std::string(message()); return out;
     }
   }
-  if (doc_.at_pointer(path.pointer).get(v)) return out;
+  if (doc_.at_pointer(path.pointer).get(v)) return failed();
   simdjson::ondemand::json_type t;
-  if (v.type().get(t)) return out;
+  if (v.type().get(t)) return failed();
   switch (t) {
     case simdjson::ondemand::json_type::string: {
       std::string_view s;
-      if (v.get_string().get(s)) return out;
+      if (v.get_string().get(s)) return failed();
       return Value::string(s);
     }
     case simdjson::ondemand::json_type::number: {
       double d;
-      if (v.get_double().get(d)) return out;
+      if (v.get_double().get(d)) return failed();
       return Value::number(d);
     }
     case simdjson::ondemand::json_type::boolean: {
       bool b;
-      if (v.get_bool().get(b)) return out;
+      if (v.get_bool().get(b)) return failed();
       return Value::boolean(b);
     }
     case simdjson::ondemand::json_type::null: out.kind = Value::Kind::kNull; return out;

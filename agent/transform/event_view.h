@@ -86,10 +86,12 @@ class EventView {
 
  private:
   bool parse();
+  Value lookup(const FieldPath& path);
   const EventBatch& batch_;
   const Event& event_;
   JsonScratch& scratch_;
   simdjson::ondemand::document doc_;
+  std::vector<std::pair<const FieldPath*, Value>> cache_;  ///< this event's lookups, by path
   enum class State : uint8_t { kUnparsed, kParsed, kNotJson } state_ = State::kUnparsed;
 };
 

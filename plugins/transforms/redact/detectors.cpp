@@ -16,7 +16,7 @@
 //   phone                '+' (memchr)
 //   aws_access_key_id    'A' (memchr)
 //   jwt                  'J' of "eyJ" (memchr)
-//   bearer_token         'b'/'B' (SSE2, case-insensitive)
+//   bearer_token         'b'/'B', 'r'/'R' 5 bytes later, ' ' 6 bytes later (SSE2)
 //   credit_card          4 digits not after a digit, then digit or ' '/'-', then digit (SSE2)
 //   us_ssn               ddd?dd?dddd not after a digit, ? = ' ' or '-' (SSE2)
 //   iban                 2 uppercase letters + 2 digits (SSE2)
@@ -48,15 +48,15 @@ enum : uint16_t {
   kDigit = 1 << 0,
   kUpper = 1 << 1,
   kLower = 1 << 2,
-  kHexLetter = 1 << 3,    // a-f A-F
-  kLocal = 1 << 4,        // email local-part atext minus / = ? & '  (no dot)
-  kHost = 1 << 5,         // [A-Za-z0-9-]
-  kB64 = 1 << 6,          // [A-Za-z0-9/+]
-  kB64Url = 1 << 7,       // [A-Za-z0-9_-]
-  kBearerTok = 1 << 8,    // [A-Za-z0-9._~+/=-]
-  kZone = 1 << 9,         // [A-Za-z0-9._~-]
-  kV6Word = 1 << 10,      // [A-Za-z0-9_:.]  (may not precede an IPv6 address)
-  kB32 = 1 << 11,         // [A-Z2-7]
+  kHexLetter = 1 << 3,  // a-f A-F
+  kLocal = 1 << 4,      // email local-part atext minus / = ? & '  (no dot)
+  kHost = 1 << 5,       // [A-Za-z0-9-]
+  kB64 = 1 << 6,        // [A-Za-z0-9/+]
+  kB64Url = 1 << 7,     // [A-Za-z0-9_-]
+  kBearerTok = 1 << 8,  // [A-Za-z0-9._~+/=-]
+  kZone = 1 << 9,       // [A-Za-z0-9._~-]
+  kV6Word = 1 << 10,    // [A-Za-z0-9_:.]  (may not precede an IPv6 address)
+  kB32 = 1 << 11,       // [A-Z2-7]
   kAlpha = kUpper | kLower,
   kAlnum = kDigit | kUpper | kLower,
   kHex = kDigit | kHexLetter,
@@ -90,9 +90,15 @@ constexpr std::array<uint16_t, 256> make_classes() {
 }
 constexpr std::array<uint16_t, 256> kClass = make_classes();
 
-inline bool is(char c, uint16_t mask) { return (kClass[static_cast<unsigned char>(c)] & mask) != 0; }
-inline bool is_digit(char c) { return c >= '0' && c <= '9'; }
-inline bool is_hex(char c) { return is(c, kHex); }
+inline bool is(char c, uint16_t mask) {
+  return (kClass[static_cast<unsigned char>(c)] & mask) != 0;
+}
+inline bool is_digit(char c) {
+  return c >= '0' && c <= '9';
+}
+inline bool is_hex(char c) {
+  return is(c, kHex);
+}
 inline int hex_value(char c) {
   return is_digit(c) ? c - '0' : (static_cast<unsigned char>(c) | 0x20) - 'a' + 10;
 }
@@ -104,28 +110,6 @@ inline size_t find_byte(std::string_view t, size_t pos, char c) {
   return p ? static_cast<size_t>(static_cast<const char*>(p) - t.data()) : npos;
 }
 
-// First position >= pos whose byte is `lower` or its uppercase (`lower` must be a letter).
-inline size_t find_byte_ci(std::string_view t, size_t pos, char lower) {
-  const size_t n = t.size();
-#if defined(__SSE2__)
-  const __m128i m20 = _mm_set1_epi8(0x20);
-  const __m128i want = _mm_set1_epi8(lower);
-  while (pos + 16 <= n) {
-    __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(t.data() + pos));
-    unsigned mask =
-        static_cast<unsigned>(_mm_movemask_epi8(_mm_cmpeq_epi8(_mm_or_si128(v, m20), want)));
-    if (mask) return pos + static_cast<size_t>(__builtin_ctz(mask));
-    pos += 16;
-  }
-#endif
-  for (; pos < n; ++pos) {
-    if ((static_cast<unsigned char>(t[pos]) | 0x20) == static_cast<unsigned char>(lower)) {
-      return pos;
-    }
-  }
-  return npos;
-}
-
 #if defined(__SSE2__)
 // Lanes of v within [lo, hi] (unsigned).
 inline __m128i in_range(__m128i v, char lo, char hi) {
@@ -133,35 +117,38 @@ inline __m128i in_range(__m128i v, char lo, char hi) {
   const __m128i lim = _mm_set1_epi8(static_cast<char>(hi - lo));
   return _mm_cmpeq_epi8(_mm_max_epu8(d, lim), lim);
 }
-inline __m128i load16(const char* p) { return _mm_loadu_si128(reinterpret_cast<const __m128i*>(p)); }
+inline __m128i load16(const char* p) {
+  return _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+}
 #endif
 
-// First p >= pos with scalar(p). The SSE2 path tests 16 positions at once: simd(lo, hi) gets the
-// 32 bytes from pos - 1 and returns a mask whose bit i says whether scalar(pos + i) holds
-// (patterns look at most 16 bytes past the candidate). Near the ends of the text the 32 bytes are
-// copied into a zeroed buffer: a NUL byte is in none of the classes the patterns require, so the
-// mask is the same as the bounds-checked scalar predicate.
-template <typename SimdFn, typename ScalarFn>
+// First p >= pos with scalar(p). The SSE2 path tests kStride positions at once: simd(lo, hi)
+// gets the 32 bytes from pos - 1 and returns a mask whose bit i says whether scalar(pos + i)
+// holds, for i < kStride (a pattern spanning bytes p - 1 .. p + w - 2 allows kStride = 33 - w).
+// Near the ends of the text the bytes are copied into a zeroed buffer: a NUL byte is in none of
+// the classes the patterns require, so the mask equals the bounds-checked scalar predicate.
+template <unsigned kStride, typename SimdFn, typename ScalarFn>
 inline size_t find_pattern(std::string_view t, size_t pos, [[maybe_unused]] SimdFn&& simd,
                            [[maybe_unused]] ScalarFn&& scalar) {
+  static_assert(kStride >= 1 && kStride <= 31);
   const size_t n = t.size();
 #if defined(__SSE2__)
+  constexpr uint32_t kWindow = (1u << kStride) - 1;
   while (pos < n) {
     uint32_t cand;
     if (pos >= 1 && pos + 31 <= n) {
       const char* b = t.data() + pos - 1;
-      cand = simd(load16(b), load16(b + 16));
+      cand = simd(load16(b), load16(b + 16)) & kWindow;
     } else {
       alignas(16) char buf[32] = {};
       const size_t off = pos == 0 ? 1 : 0;
       const size_t from = pos - 1 + off;
       std::memcpy(buf + off, t.data() + from, std::min(32 - off, n - from));
-      cand = simd(load16(buf), load16(buf + 16));
-      if (n - pos < 16) cand &= (1u << (n - pos)) - 1;
+      cand = simd(load16(buf), load16(buf + 16)) & kWindow;
+      if (n - pos < kStride) cand &= (1u << (n - pos)) - 1;
     }
-    cand &= 0xFFFFu;
     if (cand) return pos + static_cast<size_t>(__builtin_ctz(cand));
-    pos += 16;
+    pos += kStride;
   }
 #else
   for (; pos < n; ++pos) {
@@ -203,7 +190,7 @@ inline size_t find_dot_between_digits(std::string_view t, size_t pos) {
   auto scalar = [&](size_t p) {
     return p >= 1 && p + 1 < t.size() && t[p] == '.' && is_digit(t[p - 1]) && is_digit(t[p + 1]);
   };
-  return find_pattern(t, pos, simd, scalar);
+  return find_pattern<30>(t, pos, simd, scalar);
 }
 
 // First p >= pos with text[p] == ':' that can be the first ':' of an IPv6 address: preceded by a
@@ -227,7 +214,7 @@ inline size_t find_ipv6_colon(std::string_view t, size_t pos) {
     const size_t n = t.size();
     return t[p] == ':' && ((p > 0 && is_hex(t[p - 1])) || (p + 1 < n && t[p + 1] == ':'));
   };
-  return find_pattern(t, pos, simd, scalar);
+  return find_pattern<30>(t, pos, simd, scalar);
 }
 
 // Calls on_run(rs, re) for every maximal run [rs, re) of bytes of class `mask` with
@@ -542,7 +529,8 @@ void scan_credit_card(std::string_view t, std::vector<Match>& out) {
 #endif
   };
   size_t pos = 0, k;
-  while ((k = find_pattern(t, pos, simd, [&](size_t p) { return card_candidate(t, p); })) != npos) {
+  while ((k = find_pattern<26>(t, pos, simd, [&](size_t p) { return card_candidate(t, p); })) !=
+         npos) {
     // Not the start of its chain (preceded by a separator that follows a digit): the chain starts
     // with a shorter group, so no card in it.
     if (k >= 2 && (t[k - 1] == ' ' || t[k - 1] == '-') && is_digit(t[k - 2])) {
@@ -630,7 +618,9 @@ constexpr std::array<unsigned char, 26 * 26> make_iban_lengths() {
 }
 constexpr std::array<unsigned char, 26 * 26> kIbanLength = make_iban_lengths();
 
-inline bool is_ua(char c) { return is(c, kDigit | kUpper); }
+inline bool is_ua(char c) {
+  return is(c, kDigit | kUpper);
+}
 
 bool try_iban(std::string_view t, size_t k, size_t& end) {
   const size_t n = t.size();
@@ -687,7 +677,7 @@ void scan_iban(std::string_view t, std::vector<Match>& out) {
            is_digit(t[p + 3]);
   };
   size_t pos = 0, k;
-  while ((k = find_pattern(t, pos, simd, scalar)) != npos) {
+  while ((k = find_pattern<28>(t, pos, simd, scalar)) != npos) {
     pos = k + 1;
     size_t e = 0;
     if (try_iban(t, k, e)) {
@@ -849,7 +839,28 @@ void scan_jwt(std::string_view t, std::vector<Match>& out) {
 void scan_bearer_token(std::string_view t, std::vector<Match>& out) {
   const size_t n = t.size();
   size_t pos = 0, i;
-  while ((i = find_byte_ci(t, pos, 'b')) != npos) {
+  // Prefilter: 'b'/'B' with 'r'/'R' 5 bytes later and ' ' 6 bytes later.
+  auto simd = [](auto lo, auto hi) -> uint32_t {
+#if defined(__SSE2__)
+    const __m128i m20 = _mm_set1_epi8(0x20);
+    auto eq = [&](char c) {
+      const __m128i w = _mm_set1_epi8(c);
+      return bits32(_mm_cmpeq_epi8(_mm_or_si128(lo, m20), w),
+                    _mm_cmpeq_epi8(_mm_or_si128(hi, m20), w));
+    };
+    const __m128i sp = _mm_set1_epi8(' ');
+    const uint32_t space = bits32(_mm_cmpeq_epi8(lo, sp), _mm_cmpeq_epi8(hi, sp));
+    return (eq('b') >> 1) & (eq('r') >> 6) & (space >> 7);
+#else
+    (void)lo, (void)hi;
+    return 0;
+#endif
+  };
+  auto scalar = [&](size_t p) {
+    return p + 7 <= n && (static_cast<unsigned char>(t[p]) | 0x20) == 'b' &&
+           (static_cast<unsigned char>(t[p + 5]) | 0x20) == 'r' && t[p + 6] == ' ';
+  };
+  while ((i = find_pattern<25>(t, pos, simd, scalar)) != npos) {
     pos = i + 1;
     if (i + 7 >= n) break;
     bool ok = true;
@@ -893,7 +904,7 @@ void scan_us_ssn(std::string_view t, std::vector<Match>& out) {
            is_digit(t[k + 8]) && is_digit(t[k + 9]) && is_digit(t[k + 10]);
   };
   size_t pos = 0, k;
-  while ((k = find_pattern(t, pos, simd, scalar)) != npos) {
+  while ((k = find_pattern<21>(t, pos, simd, scalar)) != npos) {
     pos = k + 1;
     if (!scalar(k)) continue;  // the SIMD mask does not compare the two separators
     const char s = t[k + 3];
@@ -917,8 +928,17 @@ void scan_us_ssn(std::string_view t, std::vector<Match>& out) {
 
 static_assert(static_cast<size_t>(Detector::kUsSsn) + 1 == kDetectorCount);
 constexpr const char* kNames[kDetectorCount] = {
-    "email", "ipv4",          "ipv6", "credit_card",  "iban",  "phone", "aws_access_key_id",
-    "aws_secret_access_key",  "jwt",  "bearer_token", "us_ssn",
+    "email",
+    "ipv4",
+    "ipv6",
+    "credit_card",
+    "iban",
+    "phone",
+    "aws_access_key_id",
+    "aws_secret_access_key",
+    "jwt",
+    "bearer_token",
+    "us_ssn",
 };
 
 }  // namespace

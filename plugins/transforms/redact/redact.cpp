@@ -288,6 +288,9 @@ void register_transforms_redact(Registry& r) {
   r.add_transform("redact", [](ConfigNode& cfg, const ComponentContext& ctx) -> std::unique_ptr<Transform> {
     std::vector<Rule> rules;
     bool hashes = false;
+    std::string first_hash_at;  // file:line:col of the first `action: hash`
+    static constexpr const char* kNeedsKey =
+        ": this rule hashes, so hash.key_file is required (the HMAC-SHA256 key of the pseudonyms)";
     YAML::Node list = cfg.raw()["rules"];
     cfg.touch("rules");
     auto file = std::make_shared<const std::string>(cfg.file());
@@ -315,6 +318,7 @@ void register_transforms_redact(Registry& r) {
                       : action == "drop_field" ? Action::kDropField
                       : action == "drop_event" ? Action::kDropEvent
                                                : Action::kMask;
+        if (rule.action == Action::kHash && !hashes) first_hash_at = rn.where("action");
         hashes = hashes || rule.action == Action::kHash;
         rule.mask_with = rn.str("mask_with", "[REDACTED]");
         rule.keep_last = static_cast<size_t>(rn.integer("keep_last", 0, 0, 1024));
@@ -386,15 +390,19 @@ void register_transforms_redact(Registry& r) {
       }
     }
     HashConfig hash;
+    if (hashes && (!cfg.has("hash") || !cfg.raw()["hash"].IsMap() ||
+                   (!cfg.raw()["hash"]["key_file"].IsDefined() && !cfg.raw()["hash"]["key"].IsDefined()))) {
+      report_at(first_hash_at + kNeedsKey);
+      if (auto h = cfg.map("hash")) h->touch("key");
+    }
     if (auto h = cfg.map("hash")) {
-      hash.key = h->secret("key", hashes);
+      hash.key = h->secret("key", false);
       hash.prefix = h->str("prefix", "");
       hash.length = static_cast<size_t>(h->integer("length", 16, 8, 64));
       h->finish();
-    } else if (hashes) {
-      cfg.error("rules", "a rule hashes, so hash.key_file is required (the HMAC-SHA256 key)");
     }
     cfg.throw_if_errors();
+    if (hashes && !hash.key) throw ConfigError(first_hash_at + kNeedsKey);
     return std::make_unique<RedactTransform>(std::move(rules), std::move(hash), ctx);
   });
 }

@@ -108,16 +108,16 @@ TEST_CASE("email") {
   CHECK(found(d, "bob@" + std::string(64, 'a') + ".com").empty());
   CHECK(found(d, "bob@" + std::string(63, 'a') + ".com").size() == 1);
   CHECK(found(d, "b\xC3\xA9@example.com").empty());  // non-ASCII is a separator: local empty
-  CHECK(found(d, "\xC3\xA9"
-                 "bob@example.com") == S{"bob@example.com"});
+  CHECK(found(d,
+              "\xC3\xA9"
+              "bob@example.com") == S{"bob@example.com"});
 }
 
 TEST_CASE("ipv4") {
   const Detector d = Detector::kIpv4;
   CHECK(found(d, "1.2.3.4") == S{"1.2.3.4"});
   CHECK(found(d, "from 192.168.0.1:8080 to 10.0.0.0/8") == S{"192.168.0.1", "10.0.0.0"});
-  CHECK(found(d, R"({"ip":"255.255.255.255","x":"0.0.0.0"})") ==
-        S{"255.255.255.255", "0.0.0.0"});
+  CHECK(found(d, R"({"ip":"255.255.255.255","x":"0.0.0.0"})") == S{"255.255.255.255", "0.0.0.0"});
   CHECK(found(d, "end 8.8.8.8.") == S{"8.8.8.8"});
   CHECK(found(d, "[10.1.2.3]") == S{"10.1.2.3"});
   CHECK(found(d, R"("a\n10.1.2.3")") == S{"10.1.2.3"});
@@ -195,9 +195,9 @@ TEST_CASE("credit_card") {
 
 TEST_CASE("iban") {
   const Detector d = Detector::kIban;
-  for (const char* iban : {"DE89370400440532013000", "GB82WEST12345698765432",
-                           "FR1420041010050500013M02606", "NL91ABNA0417164300",
-                           "BE68539007547034"}) {
+  for (const char* iban :
+       {"DE89370400440532013000", "GB82WEST12345698765432", "FR1420041010050500013M02606",
+        "NL91ABNA0417164300", "BE68539007547034"}) {
     CHECK(found(d, iban) == S{iban});
     CHECK(found(d, std::string("iban: ") + iban + ".") == S{iban});
   }
@@ -270,12 +270,13 @@ TEST_CASE("jwt") {
   CHECK(found(d, jwt) == S{jwt});
   CHECK(found(d, "token=" + jwt + "&x=1") == S{jwt});
   CHECK(found(d, "see " + jwt + ". ok") == S{jwt});
-  CHECK(found(d, "eyJhbGciOiJub25lIn0.eyJzdWIiOiIxIn0. none") == S{"eyJhbGciOiJub25lIn0.eyJzdWIiOiIxIn0."});
+  CHECK(found(d, "eyJhbGciOiJub25lIn0.eyJzdWIiOiIxIn0. none") ==
+        S{"eyJhbGciOiJub25lIn0.eyJzdWIiOiIxIn0."});
   CHECK(found(d, R"({"t":")" + jwt + R"(","u":")" + jwt + "\"}") == S{jwt, jwt});
   CHECK(found(d, "x" + jwt).empty());
   CHECK(found(d, "." + jwt).empty());
   CHECK(found(d, jwt + ".abc").empty());
-  CHECK(found(d, "eyJhbGciOiJIUzI1NiJ9.abc.def").empty());  // payload is not JSON
+  CHECK(found(d, "eyJhbGciOiJIUzI1NiJ9.abc.def").empty());          // payload is not JSON
   CHECK(found(d, "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0").empty());  // 2 segments
 }
 
