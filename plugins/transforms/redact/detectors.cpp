@@ -501,20 +501,45 @@ void scan_ipv6(std::string_view t, std::vector<Match>& out) {
 }
 
 // ---- credit_card ----
-// 13-19 digits, either contiguous or in groups separated by single spaces or single dashes, one
-// separator kind per number (`4111 1111 1111 1111`, `4111-1111-1111-1111`, `4111111111111111`,
-// Amex `3782 822463 10005`); grouped numbers: first group 4 digits, the others 3-6 (4-4-4-4,
-// 4-6-5, 4-6-4, 4-4-4-4-3 ...); Luhn-valid. The candidate is the whole maximal chain of digits
-// joined by single ' ' or '-', so a number adjacent to another digit or to a separator followed
-// by a digit is never a card (a longer run is not split), nor is a chain mixing separators. The
-// match spans first to last digit.
+// A card number is 13-19 digits, either contiguous or in groups separated by single spaces or
+// single dashes, one separator kind per number (`4111 1111 1111 1111`, `4111-1111-1111-1111`,
+// `4111111111111111`, Amex `3782 822463 10005`); grouped numbers: first group 4 digits, the
+// others 3-6 (4-4-4-4, 4-6-5, 4-6-4, 4-4-4-4-3 ...); Luhn-valid.
+// Where it is looked for: a "run" is a maximal chain of digit groups (maximal digit sequences)
+// joined by single ' ' or '-' (separator kinds may mix within a run). A card is a contiguous
+// sequence of whole groups of a run: it starts and ends on group boundaries, so it is never glued
+// to a digit directly, but its neighbours in the run (joined to it by a separator) may be any
+// digits: `2024-01-01 4111111111111111`, `amount 100 4111-1111-1111-1111`, `4111111111111111 2`
+// and `12:00:00 4111 1111 1111 1111` all match the card, and a whole run that is itself a card
+// matches as a whole. Within a run the matches are the leftmost card, then the longest one
+// starting there; the search resumes at the next group, so `4111111111111111 5500005555555559`
+// is two cards. A digit sequence longer than 19 (`41111111111111110000`) is one group, so nothing
+// in it matches, and a candidate mixing separators (`4111-1111 1111-1111`) is not a card. The
+// match spans first to last digit. Work per group is bounded (a card spans at most 6 groups and
+// 19 digits), so long runs are scanned in linear time.
 // Candidate start: 4 digits not preceded by a digit, then a digit or a separator, then a digit
-// (every accepted number starts so, grouped or not).
+// (every card starts so, grouped or not); groups of the run before it start no card.
 inline bool card_candidate(std::string_view t, size_t p) {
   return p + 6 <= t.size() && (p == 0 || !is_digit(t[p - 1])) && is_digit(t[p]) &&
          is_digit(t[p + 1]) && is_digit(t[p + 2]) && is_digit(t[p + 3]) &&
          (is_digit(t[p + 4]) || t[p + 4] == ' ' || t[p + 4] == '-') && is_digit(t[p + 5]);
 }
+
+// Luhn check of a digit string fed one digit at a time: sum[0] doubles the digits at even
+// indexes (from the left), sum[1] those at odd indexes; a string of length L is valid iff
+// sum[L & 1] % 10 == 0 (its last digit, index L - 1, is not doubled).
+struct Luhn {
+  unsigned sum[2] = {0, 0};
+  size_t len = 0;
+  void add(std::string_view t, size_t s, size_t e) {
+    for (size_t i = s; i < e; ++i, ++len) {
+      const unsigned v = unsigned(t[i] - '0'), d = v * 2 > 9 ? v * 2 - 9 : v * 2;
+      sum[len & 1] += d;
+      sum[(len & 1) ^ 1] += v;
+    }
+  }
+  bool valid() const { return len >= 13 && len <= 19 && sum[len & 1] % 10 == 0; }
+};
 
 void scan_credit_card(std::string_view t, std::vector<Match>& out) {
   const size_t n = t.size();
@@ -528,57 +553,52 @@ void scan_credit_card(std::string_view t, std::vector<Match>& out) {
     return 0;
 #endif
   };
+  // A digit group [s, e) of the run and the separator before it (0 for the first one).
+  struct Group {
+    size_t s, e;
+    char sep;
+  };
+  constexpr size_t kMaxGroups = 6;  // 4 + 5 * 3 = 19 digits
   size_t pos = 0, k;
   while ((k = find_pattern<26>(t, pos, simd, [&](size_t p) { return card_candidate(t, p); })) !=
          npos) {
-    // Not the start of its chain (preceded by a separator that follows a digit): the chain starts
-    // with a shorter group, so no card in it.
-    if (k >= 2 && (t[k - 1] == ' ' || t[k - 1] == '-') && is_digit(t[k - 2])) {
-      pos = k + 4;
-      continue;
-    }
-    const size_t cs = k;
-    unsigned char digs[19];
-    size_t ndig = 0, ngroups = 0;
-    size_t first_group = 0;
-    bool shape_ok = true;
+    // Walk the rest of the run from k, keeping a window of the next kMaxGroups groups: g[0] is
+    // the group a card is looked for at.
+    Group g[kMaxGroups];
+    size_t ng = 0;
+    bool more = true;
     char sep = 0;
     for (;;) {
-      const size_t gs = k;
-      while (k < n && is_digit(t[k])) {
-        if (ndig < 19) digs[ndig] = static_cast<unsigned char>(t[k] - '0');
-        ++ndig;
-        ++k;
+      while (more && ng < kMaxGroups) {
+        const size_t s = k;
+        while (k < n && is_digit(t[k])) ++k;
+        g[ng++] = {s, k, sep};
+        more = k + 1 < n && (t[k] == ' ' || t[k] == '-') && is_digit(t[k + 1]);
+        if (more) sep = t[k++];
       }
-      const size_t gl = k - gs;
-      if (ngroups == 0) {
-        first_group = gl;
-      } else if (gl < 3 || gl > 6) {
-        shape_ok = false;
+      if (ng == 0) break;
+      size_t take = 0;  // groups of the longest card starting at g[0]
+      const size_t len0 = g[0].e - g[0].s;
+      if (len0 >= 13 && len0 <= 19) {
+        Luhn l;
+        l.add(t, g[0].s, g[0].e);
+        if (l.valid()) take = 1;
+      } else if (len0 == 4) {
+        Luhn l;
+        l.add(t, g[0].s, g[0].e);
+        for (size_t j = 1; j < ng; ++j) {
+          const size_t len = g[j].e - g[j].s;
+          if (g[j].sep != g[1].sep || len < 3 || len > 6 || l.len + len > 19) break;
+          l.add(t, g[j].s, g[j].e);
+          if (l.valid()) take = j + 1;
+        }
       }
-      ++ngroups;
-      if (k + 1 < n && (t[k] == ' ' || t[k] == '-') && is_digit(t[k + 1])) {
-        if (sep != 0 && sep != t[k]) shape_ok = false;
-        sep = t[k];
-        ++k;
-        continue;
-      }
-      break;
+      if (take) out.push_back({g[0].s, g[take - 1].e});
+      const size_t drop = take ? take : 1;
+      std::copy(g + drop, g + ng, g);
+      ng -= drop;
     }
     pos = k;
-    if (ngroups > 1 && first_group != 4) shape_ok = false;
-    if (shape_ok && ndig >= 13 && ndig <= 19) {
-      unsigned sum = 0;
-      for (size_t i = 0; i < ndig; ++i) {
-        unsigned v = digs[ndig - 1 - i];
-        if (i & 1) {
-          v *= 2;
-          if (v > 9) v -= 9;
-        }
-        sum += v;
-      }
-      if (sum % 10 == 0) out.push_back({cs, k});
-    }
   }
 }
 

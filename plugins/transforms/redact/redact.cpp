@@ -82,7 +82,8 @@ class RedactTransform final : public Transform {
       std::string_view original = b.text(e);
       text.assign(original);
       bool drop = false, changed = false;
-      const bool json = looks_json(e, original) && valid_json(original);
+      // JSON by its flag or its first character; one that does not parse is scanned as text.
+      bool json = looks_json(e, original);
       for (const Rule& r : rules_) {
         if (apply_rule(r, json, text, drop)) changed = true;
         if (drop) break;
@@ -120,9 +121,6 @@ class RedactTransform final : public Transform {
       return c == '{' || c == '[';
     }
     return false;
-  }
-  static bool valid_json(std::string_view t) {
-    return transform::json_for_each_scalar(t, [](Span, bool) {});
   }
 
   // Matches of the rule in `s`: sorted, without overlaps (the earlier, then the longer wins).
@@ -199,11 +197,17 @@ class RedactTransform final : public Transform {
   }
 
   // Rewrites every string and number of the JSON value `doc` with `r`. Returns the matches.
-  size_t on_json(const Rule& r, std::string_view doc, std::string& out) {
+  // Sets `invalid` (and returns 0) when `doc` is not JSON.
+  size_t on_json(const Rule& r, std::string_view doc, std::string& out, bool& invalid) {
+    if (r.regexes.empty() && doc.find('\\') == std::string_view::npos)
+      return on_raw_json(r, doc, out, invalid);
     spans_.clear();
-    transform::json_for_each_scalar(doc, [&](Span sp, bool is_string) {
-      spans_.push_back({sp.begin, sp.end, is_string});
-    });
+    if (!transform::json_for_each_scalar(doc, [&](Span sp, bool is_string) {
+          spans_.push_back({sp.begin, sp.end, is_string});
+        })) {
+      invalid = true;
+      return 0;
+    }
     size_t n = 0;
     out.clear();
     size_t at = 0;
@@ -228,16 +232,66 @@ class RedactTransform final : public Transform {
     return n;
   }
 
-  // Applies one rule to the event text. Returns whether the text changed; sets `drop`.
-  bool apply_rule(const Rule& r, bool json, std::string& text, bool& drop) {
-    if (r.fields.empty()) {
-      size_t n;
-      if (json) {
-        n = on_json(r, text, scratch_);
-        if (n > 0 && r.action != Action::kDropEvent) text.swap(scratch_);
+  // on_json() for a document without escapes and a rule without user patterns (the common
+  // case, as fast as the detectors): its strings read as they are decoded, and no built-in
+  // detector matches across a `"`, so the detectors scan the raw text once; a match counts when
+  // it lies inside a string value or is a whole number, never in a key.
+  size_t on_raw_json(const Rule& r, std::string_view doc, std::string& out, bool& invalid) {
+    find(r, doc, found_);
+    if (found_.empty()) return 0;
+    spans_.clear();
+    if (!transform::json_for_each_scalar(doc, [&](Span sp, bool is_string) {
+          spans_.push_back({sp.begin, sp.end, is_string});
+        })) {
+      invalid = true;
+      return 0;
+    }
+    size_t ti = 0, w = 0;
+    accepted_.clear();
+    for (const auto& f : found_) {
+      while (ti < spans_.size() && spans_[ti].end <= f.begin) ++ti;
+      if (ti == spans_.size()) break;
+      const Token& t = spans_[ti];
+      bool ok = t.is_string ? (f.begin > t.begin && f.end < t.end)
+                            : (f.begin == t.begin && f.end == t.end);
+      if (!ok) continue;
+      f.counter->inc();
+      found_[w++] = f;
+      accepted_.push_back(ti);
+    }
+    found_.resize(w);
+    if (w == 0 || r.action == Action::kDropEvent || r.action == Action::kDropField) return w;
+    out.clear();
+    size_t at = 0;
+    for (size_t k = 0; k < w; ++k) {
+      const Found& f = found_[k];
+      const Token& t = spans_[accepted_[k]];
+      std::string rep = replacement(r, doc.substr(f.begin, f.end - f.begin));
+      if (t.is_string) {
+        out.append(doc.substr(at, f.begin - at));
+        json_escape_append(out, rep);
+        at = f.end;
       } else {
-        n = on_string(r, text);
+        out.append(doc.substr(at, t.begin - at));
+        json_quote_append(out, rep);
+        at = t.end;
       }
+    }
+    out.append(doc.substr(at));
+    return w;
+  }
+
+  // Applies one rule to the event text. Returns whether the text changed; sets `drop`.
+  bool apply_rule(const Rule& r, bool& json, std::string& text, bool& drop) {
+    if (r.fields.empty()) {
+      size_t n = 0;
+      if (json) {
+        bool invalid = false;
+        n = on_json(r, text, scratch_, invalid);
+        if (invalid) json = false;  // scanned as text below (and by the next rules)
+        else if (n > 0 && r.action != Action::kDropEvent) text.swap(scratch_);
+      }
+      if (!json) n = on_string(r, text);
       if (n > 0 && r.action == Action::kDropEvent) drop = true;
       return n > 0 && r.action != Action::kDropEvent;
     }
@@ -247,7 +301,12 @@ class RedactTransform final : public Transform {
       Span v;
       if (!transform::json_find(text, path, v)) continue;
       std::string_view value = std::string_view(text).substr(v.begin, v.end - v.begin);
-      size_t n = on_json(r, value, scratch_);
+      bool invalid = false;
+      size_t n = on_json(r, value, scratch_, invalid);
+      if (invalid) {
+        json = false;  // the event is not JSON after all: its fields are absent
+        return changed;
+      }
       if (n == 0) continue;
       if (r.action == Action::kDropEvent) {
         drop = true;
@@ -279,6 +338,7 @@ class RedactTransform final : public Transform {
     bool is_string;
   };
   std::vector<Token> spans_;
+  std::vector<size_t> accepted_;
   std::string scratch_;
 };
 

@@ -4,6 +4,7 @@
 #include <random>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "plugins/transforms/redact/detectors.h"
@@ -16,6 +17,16 @@ struct StringMaker<std::vector<std::string>> {
   static String convert(const std::vector<std::string>& v) {
     std::string r = "{";
     for (const std::string& s : v) r += (r.size() > 1 ? ", \"" : "\"") + s + "\"";
+    return (r + "}").c_str();
+  }
+};
+template <>
+struct StringMaker<std::vector<std::pair<size_t, size_t>>> {
+  static String convert(const std::vector<std::pair<size_t, size_t>>& v) {
+    std::string r = "{";
+    for (const auto& [b, e] : v) {
+      r += (r.size() > 1 ? ", {" : "{") + std::to_string(b) + ", " + std::to_string(e) + "}";
+    }
     return (r + "}").c_str();
   }
 };
@@ -33,6 +44,16 @@ std::vector<std::string> found(Detector d, std::string_view text) {
 }
 
 using S = std::vector<std::string>;
+using P = std::vector<std::pair<size_t, size_t>>;
+
+// The matched [begin, end) offsets, in order.
+P spans(Detector d, std::string_view text) {
+  std::vector<Match> ms;
+  find_matches(d, text, ms);
+  P r;
+  for (const Match& m : ms) r.emplace_back(m.begin, m.end);
+  return r;
+}
 
 const Detector kAll[] = {Detector::kEmail,
                          Detector::kIpv4,
@@ -186,11 +207,62 @@ TEST_CASE("credit_card") {
   CHECK(found(d, "94111111111111111").empty());     // 17 digits, Luhn-invalid
   CHECK(found(d, "4111-1111 1111-1111").empty());   // mixed separators
   CHECK(found(d, "4111  1111 1111 1111").empty());  // double space: pieces too short
-  CHECK(found(d, "12 4111 1111 1111 1111").empty());
-  CHECK(found(d, "4111 1111 1111 1111 5").empty());
-  CHECK(found(d, "4111111111111111-7").empty());
   CHECK(found(d, "4 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1").empty());
   CHECK(found(d, "411111111111").empty());  // 12 digits
+}
+
+TEST_CASE("credit_card: a card joined by a separator to other digits") {
+  const Detector d = Detector::kCreditCard;
+  // Exact offsets: the card's groups only, never its separator-joined neighbours.
+  CHECK(spans(d, "2024-01-01 4111111111111111") == P{{11, 27}});
+  CHECK(spans(d, "12:00:00 4111 1111 1111 1111") == P{{9, 28}});
+  CHECK(spans(d, "amount 100 4111-1111-1111-1111") == P{{11, 30}});
+  CHECK(spans(d, "id 7 378282246310005") == P{{5, 20}});
+  CHECK(spans(d, "4111111111111111 2") == P{{0, 16}});
+  CHECK(spans(d, "4111111111111111 5500005555555559") == P{{0, 16}, {17, 33}});
+  CHECK(spans(d, "12 4111 1111 1111 1111") == P{{3, 22}});
+  CHECK(spans(d, "4111 1111 1111 1111 5") == P{{0, 19}});
+  CHECK(spans(d, "4111111111111111-7") == P{{0, 16}});
+  CHECK(spans(d, "2024-01-01 4111-1111-1111-1111") == P{{11, 30}});  // mixed run, one kind in card
+  CHECK(spans(d, "4111 1111 1111 1111-2024") == P{{0, 19}});
+  CHECK(spans(d, "1 3782 822463 10005 2") == P{{2, 19}});
+  CHECK(spans(d, R"({"ts":"2024-01-01 4111111111111111"})") == P{{18, 34}});
+  CHECK(spans(d, "4111 1111 1111 1111 4111 1111 1111 1111") == P{{0, 19}, {20, 39}});
+  // negatives
+  CHECK(found(d, "4111 1111 1111 1111").size() == 1);
+  CHECK(found(d, "4111 1111 1111 1112").empty());
+  CHECK(found(d, "4111 1111 1111 1112 1111").empty());  // no Luhn-valid whole-group slice
+  CHECK(found(d, "100 4111 1111 1111 1112").empty());
+  CHECK(found(d, "7 4111111111111112").empty());
+  CHECK(found(d, "4111111111111112 2024").empty());
+  CHECK(found(d, "2024-01-01 4111111111111112").empty());
+  CHECK(found(d, "4111111111111111411111111111111141111111").empty());  // 40 digits, one group
+  CHECK(found(d, "x 4111111111111111411111111111111141111111 7").empty());
+  CHECK(found(d, "74111111111111111").empty());     // glued directly, 17 digits Luhn-invalid
+  CHECK(found(d, "4111111111111111 1").size() == 1);
+  CHECK(found(d, "4111 1111 1111 11114").empty());  // a card may not cut a group
+  CHECK(found(d, "74111 1111 1111 1111").empty());  // nor a first group
+}
+
+TEST_CASE("credit_card: long runs are scanned in linear time") {
+  const Detector d = Detector::kCreditCard;
+  std::string ones;
+  while (ones.size() < (1u << 20)) ones += "1 ";
+  CHECK(found(d, ones).empty());
+  std::string fours;
+  while (fours.size() < (1u << 20)) fours += "4111 ";
+  CHECK(found(d, fours).empty());  // 4111 4111 4111 4111 is Luhn-invalid
+  std::string cards;
+  size_t n = 0;
+  for (; cards.size() < (1u << 20); ++n) cards += "4111 1111 1111 1111 ";
+  std::vector<Match> ms;
+  find_matches(d, cards, ms);
+  REQUIRE(ms.size() == n);
+  CHECK(ms.back().begin == 20 * (n - 1));
+  CHECK(ms.back().end == 20 * (n - 1) + 19);
+  const std::string digits(1u << 20, '4');
+  CHECK(found(d, digits).empty());
+  CHECK(found(d, "1 " + digits + " 4111111111111111").size() == 1);
 }
 
 TEST_CASE("iban") {
