@@ -525,24 +525,100 @@ inline bool card_candidate(std::string_view t, size_t p) {
          (is_digit(t[p + 4]) || t[p + 4] == ' ' || t[p + 4] == '-') && is_digit(t[p + 5]);
 }
 
-// Luhn check of a digit string fed one digit at a time: sum[0] doubles the digits at even
-// indexes (from the left), sum[1] those at odd indexes; a string of length L is valid iff
-// sum[L & 1] % 10 == 0 (its last digit, index L - 1, is not doubled).
+// Luhn sums of a digit string: sum[0] doubles the digits at even indexes (from the left),
+// sum[1] those at odd indexes; a string of length len is valid iff sum[len & 1] % 10 == 0 (its
+// last digit, index len - 1, is not doubled). Appending a string shifts its indexes by len.
 struct Luhn {
   unsigned sum[2] = {0, 0};
   size_t len = 0;
-  void add(std::string_view t, size_t s, size_t e) {
-    for (size_t i = s; i < e; ++i, ++len) {
-      const unsigned v = unsigned(t[i] - '0'), d = v * 2 > 9 ? v * 2 - 9 : v * 2;
-      sum[len & 1] += d;
-      sum[(len & 1) ^ 1] += v;
+  static Luhn of(std::string_view t, size_t s, size_t e) {
+    static constexpr unsigned char kDouble[10] = {0, 2, 4, 6, 8, 1, 3, 5, 7, 9};
+    Luhn l;
+    for (size_t i = s; i < e; ++i) {
+      const unsigned v = unsigned(t[i] - '0'), odd = (i - s) & 1;
+      l.sum[odd] += kDouble[v];
+      l.sum[odd ^ 1] += v;
     }
+    l.len = e - s;
+    return l;
+  }
+  void append(const Luhn& o) {
+    const size_t p = len & 1;
+    sum[0] += o.sum[p];
+    sum[1] += o.sum[p ^ 1];
+    len += o.len;
   }
   bool valid() const { return len >= 13 && len <= 19 && sum[len & 1] % 10 == 0; }
 };
 
-void scan_credit_card(std::string_view t, std::vector<Match>& out) {
+// Finds the cards in the rest of a run, from k (the start of one of its groups) on; returns the
+// end of the run. Walks the run with a window of its next kMaxGroups groups (a ring, first group
+// at g[h]): a card is looked for at the window's first group, then the window slides past the
+// card or by one group.
+size_t scan_card_run(std::string_view t, size_t k, std::vector<Match>& out) {
+  // A digit group [s, e) of the run, the separator before it (0 for the first one) and its Luhn
+  // sums, computed when first needed.
+  struct Group {
+    size_t s, e;
+    char sep;
+    bool has_luhn;
+    Luhn luhn;
+    const Luhn& sums(std::string_view text) {
+      if (!has_luhn) luhn = Luhn::of(text, s, e), has_luhn = true;
+      return luhn;
+    }
+  };
+  constexpr size_t kMaxGroups = 6;  // a card spans at most 6 groups: 4 + 5 * 3 = 19 digits
+  constexpr size_t kRing = 8;       // power of 2 >= kMaxGroups
   const size_t n = t.size();
+  Group g[kRing];
+  size_t h = 0, ng = 0;
+  bool more = true;
+  char sep = 0;
+  auto at = [&](size_t j) -> Group& { return g[(h + j) & (kRing - 1)]; };
+  for (;;) {
+    while (more && ng < kMaxGroups) {
+      const size_t s = k;
+      while (k < n && is_digit(t[k])) ++k;
+      Group& gn = at(ng++);
+      gn.s = s, gn.e = k, gn.sep = sep, gn.has_luhn = false;
+      more = k + 1 < n && (t[k] == ' ' || t[k] == '-') && is_digit(t[k + 1]);
+      if (more) sep = t[k++];
+    }
+    if (ng == 0) return k;
+    size_t take = 0;  // groups of the longest card starting at the window's first group
+    Group& g0 = at(0);
+    const size_t len0 = g0.e - g0.s;
+    if (len0 >= 13 && len0 <= 19) {
+      if (g0.sums(t).valid()) take = 1;
+    } else if (len0 == 4 && ng > 1) {
+      // The longest shape-valid sequence g0 .. g[last] (one separator kind, groups of 3-6,
+      // <= 19 digits); Luhn only if it reaches 13 digits.
+      const char sep1 = at(1).sep;
+      size_t last = 0, digits = 4;
+      while (last + 1 < ng) {
+        const Group& gj = at(last + 1);
+        const size_t len = gj.e - gj.s;
+        if (gj.sep != sep1 || len < 3 || len > 6 || digits + len > 19) break;
+        digits += len;
+        ++last;
+      }
+      if (digits >= 13) {
+        Luhn l = g0.sums(t);
+        for (size_t j = 1; j <= last; ++j) {
+          l.append(at(j).sums(t));
+          if (l.valid()) take = j + 1;
+        }
+      }
+    }
+    if (take) out.push_back({g0.s, at(take - 1).e});
+    const size_t drop = take ? take : 1;
+    h += drop;
+    ng -= drop;
+  }
+}
+
+void scan_credit_card(std::string_view t, std::vector<Match>& out) {
   auto simd = [](auto lo, auto hi) -> uint32_t {
 #if defined(__SSE2__)
     // bit i: byte at pos - 1 + i; candidate pos + i
@@ -553,52 +629,10 @@ void scan_credit_card(std::string_view t, std::vector<Match>& out) {
     return 0;
 #endif
   };
-  // A digit group [s, e) of the run and the separator before it (0 for the first one).
-  struct Group {
-    size_t s, e;
-    char sep;
-  };
-  constexpr size_t kMaxGroups = 6;  // 4 + 5 * 3 = 19 digits
   size_t pos = 0, k;
   while ((k = find_pattern<26>(t, pos, simd, [&](size_t p) { return card_candidate(t, p); })) !=
          npos) {
-    // Walk the rest of the run from k, keeping a window of the next kMaxGroups groups: g[0] is
-    // the group a card is looked for at.
-    Group g[kMaxGroups];
-    size_t ng = 0;
-    bool more = true;
-    char sep = 0;
-    for (;;) {
-      while (more && ng < kMaxGroups) {
-        const size_t s = k;
-        while (k < n && is_digit(t[k])) ++k;
-        g[ng++] = {s, k, sep};
-        more = k + 1 < n && (t[k] == ' ' || t[k] == '-') && is_digit(t[k + 1]);
-        if (more) sep = t[k++];
-      }
-      if (ng == 0) break;
-      size_t take = 0;  // groups of the longest card starting at g[0]
-      const size_t len0 = g[0].e - g[0].s;
-      if (len0 >= 13 && len0 <= 19) {
-        Luhn l;
-        l.add(t, g[0].s, g[0].e);
-        if (l.valid()) take = 1;
-      } else if (len0 == 4) {
-        Luhn l;
-        l.add(t, g[0].s, g[0].e);
-        for (size_t j = 1; j < ng; ++j) {
-          const size_t len = g[j].e - g[j].s;
-          if (g[j].sep != g[1].sep || len < 3 || len > 6 || l.len + len > 19) break;
-          l.add(t, g[j].s, g[j].e);
-          if (l.valid()) take = j + 1;
-        }
-      }
-      if (take) out.push_back({g[0].s, g[take - 1].e});
-      const size_t drop = take ? take : 1;
-      std::copy(g + drop, g + ng, g);
-      ng -= drop;
-    }
-    pos = k;
+    pos = scan_card_run(t, k, out);
   }
 }
 

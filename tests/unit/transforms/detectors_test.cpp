@@ -238,7 +238,7 @@ TEST_CASE("credit_card: a card joined by a separator to other digits") {
   CHECK(found(d, "2024-01-01 4111111111111112").empty());
   CHECK(found(d, "4111111111111111411111111111111141111111").empty());  // 40 digits, one group
   CHECK(found(d, "x 4111111111111111411111111111111141111111 7").empty());
-  CHECK(found(d, "74111111111111111").empty());     // glued directly, 17 digits Luhn-invalid
+  CHECK(found(d, "74111111111111111").empty());  // glued directly, 17 digits Luhn-invalid
   CHECK(found(d, "4111111111111111 1").size() == 1);
   CHECK(found(d, "4111 1111 1111 11114").empty());  // a card may not cut a group
   CHECK(found(d, "74111 1111 1111 1111").empty());  // nor a first group
