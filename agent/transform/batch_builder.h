@@ -11,7 +11,8 @@ namespace logship::transform {
 
 class BatchBuilder {
  public:
-  explicit BatchBuilder(const EventBatch& src) : src_(src), map_(src.meta_table().size(), kUnmapped) {
+  explicit BatchBuilder(const EventBatch& src)
+      : src_(src), map_(src.meta_table().size(), kUnmapped) {
     out_.reserve(src.size(), src.text_bytes());
   }
   /// Appends a copy of `e` (text replaced when `text` is given, fields when `fields` is).

@@ -41,13 +41,20 @@ size_t ValueRef::parse(std::string_view s, ValueRef& out, std::string& error) {
 
 Value ValueRef::get(EventView& ev) const {
   switch (kind) {
-    case Kind::kField: return ev.field(path);
-    case Kind::kMessage: return Value::string(ev.message());
-    case Kind::kHost: return Value::string(ev.host());
-    case Kind::kSource: return Value::string(ev.source());
-    case Kind::kSourcetype: return Value::string(ev.sourcetype());
-    case Kind::kIndex: return Value::string(ev.index());
-    case Kind::kTime: return Value::number(ev.time_seconds());
+    case Kind::kField:
+      return ev.field(path);
+    case Kind::kMessage:
+      return Value::string(ev.message());
+    case Kind::kHost:
+      return Value::string(ev.host());
+    case Kind::kSource:
+      return Value::string(ev.source());
+    case Kind::kSourcetype:
+      return Value::string(ev.sourcetype());
+    case Kind::kIndex:
+      return Value::string(ev.index());
+    case Kind::kTime:
+      return Value::number(ev.time_seconds());
   }
   return Value::absent();
 }
@@ -58,19 +65,39 @@ enum class Type : uint8_t { kBool, kString, kNumber, kNull, kDynamic };
 
 const char* type_name(Type t) {
   switch (t) {
-    case Type::kBool: return "a boolean";
-    case Type::kString: return "a string";
-    case Type::kNumber: return "a number";
-    case Type::kNull: return "null";
-    case Type::kDynamic: return "a field";
+    case Type::kBool:
+      return "a boolean";
+    case Type::kString:
+      return "a string";
+    case Type::kNumber:
+      return "a number";
+    case Type::kNull:
+      return "null";
+    case Type::kDynamic:
+      return "a field";
   }
   return "?";
 }
 
 struct Condition::Node {
   enum class Op : uint8_t {
-    kLiteral, kRef, kAnd, kOr, kNot, kEq, kNe, kLt, kLe, kGt, kGe,
-    kExists, kContains, kStartsWith, kEndsWith, kMatches, kLower
+    kLiteral,
+    kRef,
+    kAnd,
+    kOr,
+    kNot,
+    kEq,
+    kNe,
+    kLt,
+    kLe,
+    kGt,
+    kGe,
+    kExists,
+    kContains,
+    kStartsWith,
+    kEndsWith,
+    kMatches,
+    kLower
   };
   Op op = Op::kLiteral;
   Type type = Type::kDynamic;
@@ -81,15 +108,18 @@ struct Condition::Node {
 
   Value value(EventView& ev) const {
     switch (op) {
-      case Op::kLiteral: return literal;
-      case Op::kRef: return ref.get(ev);
+      case Op::kLiteral:
+        return literal;
+      case Op::kRef:
+        return ref.get(ev);
       case Op::kLower: {
         Value v = kids[0]->value(ev);
         if (v.kind != Value::Kind::kString) return Value::absent();
         for (auto& c : v.s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
         return v;
       }
-      default: return Value::boolean(truth(ev));
+      default:
+        return Value::boolean(truth(ev));
     }
   }
 
@@ -97,12 +127,17 @@ struct Condition::Node {
     if (a.kind == Value::Kind::kAbsent || b.kind == Value::Kind::kAbsent) return false;
     if (a.kind != b.kind) return false;
     switch (a.kind) {
-      case Value::Kind::kNull: return true;
-      case Value::Kind::kBool: return a.b == b.b;
-      case Value::Kind::kNumber: return a.n == b.n;
+      case Value::Kind::kNull:
+        return true;
+      case Value::Kind::kBool:
+        return a.b == b.b;
+      case Value::Kind::kNumber:
+        return a.n == b.n;
       case Value::Kind::kString:
-      case Value::Kind::kOther: return a.s == b.s;
-      case Value::Kind::kAbsent: return false;
+      case Value::Kind::kOther:
+        return a.s == b.s;
+      case Value::Kind::kAbsent:
+        return false;
     }
     return false;
   }
@@ -121,31 +156,39 @@ struct Condition::Node {
 
   bool truth(EventView& ev) const {
     switch (op) {
-      case Op::kLiteral: return literal.kind == Value::Kind::kBool && literal.b;
+      case Op::kLiteral:
+        return literal.kind == Value::Kind::kBool && literal.b;
       case Op::kRef: {
         Value v = ref.get(ev);
         return v.kind == Value::Kind::kBool && v.b;
       }
-      case Op::kAnd: return kids[0]->truth(ev) && kids[1]->truth(ev);
-      case Op::kOr: return kids[0]->truth(ev) || kids[1]->truth(ev);
-      case Op::kNot: return !kids[0]->truth(ev);
-      case Op::kEq: return equal(kids[0]->value(ev), kids[1]->value(ev));
+      case Op::kAnd:
+        return kids[0]->truth(ev) && kids[1]->truth(ev);
+      case Op::kOr:
+        return kids[0]->truth(ev) || kids[1]->truth(ev);
+      case Op::kNot:
+        return !kids[0]->truth(ev);
+      case Op::kEq:
+        return equal(kids[0]->value(ev), kids[1]->value(ev));
       case Op::kNe: {
         Value a = kids[0]->value(ev), b = kids[1]->value(ev);
         if (a.kind == Value::Kind::kAbsent || b.kind == Value::Kind::kAbsent) return true;
         return !equal(a, b);
       }
-      case Op::kLt: return order(kids[0]->value(ev), kids[1]->value(ev)) == -1;
+      case Op::kLt:
+        return order(kids[0]->value(ev), kids[1]->value(ev)) == -1;
       case Op::kLe: {
         int o = order(kids[0]->value(ev), kids[1]->value(ev));
         return o == -1 || o == 0;
       }
-      case Op::kGt: return order(kids[0]->value(ev), kids[1]->value(ev)) == 1;
+      case Op::kGt:
+        return order(kids[0]->value(ev), kids[1]->value(ev)) == 1;
       case Op::kGe: {
         int o = order(kids[0]->value(ev), kids[1]->value(ev));
         return o == 1 || o == 0;
       }
-      case Op::kExists: return kids[0]->value(ev).kind != Value::Kind::kAbsent;
+      case Op::kExists:
+        return kids[0]->value(ev).kind != Value::Kind::kAbsent;
       case Op::kContains:
       case Op::kStartsWith:
       case Op::kEndsWith: {
@@ -163,7 +206,8 @@ struct Condition::Node {
         if (a.kind != Value::Kind::kString) return false;
         return RE2::PartialMatch(a.s, *re);
       }
-      case Op::kLower: return false;
+      case Op::kLower:
+        return false;
     }
     return false;
   }
@@ -191,7 +235,8 @@ class Parser {
     try {
       next();
       NodePtr n = parse_or();
-      if (tok_.kind != Token::Kind::kEnd) fail(tok_.pos, fmt::format("unexpected {}", describe(tok_)));
+      if (tok_.kind != Token::Kind::kEnd)
+        fail(tok_.pos, fmt::format("unexpected {}", describe(tok_)));
       require_bool(*n, 0, "a condition");
       return n;
     } catch (const ParseError& e) {
@@ -205,10 +250,14 @@ class Parser {
 
   static std::string describe(const Token& t) {
     switch (t.kind) {
-      case Token::Kind::kEnd: return "end of condition";
-      case Token::Kind::kString: return fmt::format("string \"{}\"", t.text);
-      case Token::Kind::kNumber: return fmt::format("number {}", t.text);
-      default: return fmt::format("`{}`", t.text);
+      case Token::Kind::kEnd:
+        return "end of condition";
+      case Token::Kind::kString:
+        return fmt::format("string \"{}\"", t.text);
+      case Token::Kind::kNumber:
+        return fmt::format("number {}", t.text);
+      default:
+        return fmt::format("`{}`", t.text);
     }
   }
 
@@ -219,7 +268,9 @@ class Parser {
     if (i_ >= s_.size()) return;
     char c = s_[i_];
     if (c == '(' || c == ')' || c == ',') {
-      tok_.kind = c == '(' ? Token::Kind::kLParen : c == ')' ? Token::Kind::kRParen : Token::Kind::kComma;
+      tok_.kind = c == '('   ? Token::Kind::kLParen
+                  : c == ')' ? Token::Kind::kRParen
+                             : Token::Kind::kComma;
       tok_.text = std::string(1, c);
       ++i_;
       return;
@@ -227,7 +278,8 @@ class Parser {
     if (c == '=' || c == '!' || c == '<' || c == '>') {
       std::string op(1, c);
       if (i_ + 1 < s_.size() && s_[i_ + 1] == '=') op.push_back('=');
-      if (op == "=" || op == "!") fail(i_, fmt::format("unknown operator `{}`; expected ==, !=, <, <=, >, >=", op));
+      if (op == "=" || op == "!")
+        fail(i_, fmt::format("unknown operator `{}`; expected ==, !=, <, <=, >, >=", op));
       tok_.kind = Token::Kind::kOp;
       tok_.text = op;
       i_ += op.size();
@@ -244,12 +296,25 @@ class Parser {
           if (j + 1 >= s_.size()) fail(j, "unterminated string; expected a closing `\"`");
           char e = s_[j + 1];
           switch (e) {
-            case '"': v.push_back('"'); break;
-            case '\\': v.push_back('\\'); break;
-            case 'n': v.push_back('\n'); break;
-            case 't': v.push_back('\t'); break;
-            case 'r': v.push_back('\r'); break;
-            default: fail(j, fmt::format("unknown escape `\\{}` in string; expected \\\", \\\\, \\n, \\t or \\r", e));
+            case '"':
+              v.push_back('"');
+              break;
+            case '\\':
+              v.push_back('\\');
+              break;
+            case 'n':
+              v.push_back('\n');
+              break;
+            case 't':
+              v.push_back('\t');
+              break;
+            case 'r':
+              v.push_back('\r');
+              break;
+            default:
+              fail(j,
+                   fmt::format(
+                       "unknown escape `\\{}` in string; expected \\\", \\\\, \\n, \\t or \\r", e));
           }
           j += 2;
           continue;
@@ -262,16 +327,19 @@ class Parser {
       i_ = j + 1;
       return;
     }
-    if ((c >= '0' && c <= '9') || (c == '-' && i_ + 1 < s_.size() && s_[i_ + 1] >= '0' && s_[i_ + 1] <= '9')) {
+    if ((c >= '0' && c <= '9') ||
+        (c == '-' && i_ + 1 < s_.size() && s_[i_ + 1] >= '0' && s_[i_ + 1] <= '9')) {
       size_t j = i_ + 1;
-      while (j < s_.size() && (std::isdigit(static_cast<unsigned char>(s_[j])) || s_[j] == '.' ||
-                               s_[j] == 'e' || s_[j] == 'E' ||
-                               ((s_[j] == '+' || s_[j] == '-') && (s_[j - 1] == 'e' || s_[j - 1] == 'E'))))
+      while (j < s_.size() &&
+             (std::isdigit(static_cast<unsigned char>(s_[j])) || s_[j] == '.' || s_[j] == 'e' ||
+              s_[j] == 'E' ||
+              ((s_[j] == '+' || s_[j] == '-') && (s_[j - 1] == 'e' || s_[j - 1] == 'E'))))
         ++j;
       std::string text(s_.substr(i_, j - i_));
       double d = 0;
       auto [p, ec] = std::from_chars(text.data(), text.data() + text.size(), d);
-      if (ec != std::errc() || p != text.data() + text.size()) fail(i_, fmt::format("invalid number {}", text));
+      if (ec != std::errc() || p != text.data() + text.size())
+        fail(i_, fmt::format("invalid number {}", text));
       tok_.kind = Token::Kind::kNumber;
       tok_.number = d;
       tok_.text = text;
@@ -289,7 +357,8 @@ class Parser {
     }
     if (std::isalpha(static_cast<unsigned char>(c)) || c == '_') {
       size_t j = i_;
-      while (j < s_.size() && (std::isalnum(static_cast<unsigned char>(s_[j])) || s_[j] == '_')) ++j;
+      while (j < s_.size() && (std::isalnum(static_cast<unsigned char>(s_[j])) || s_[j] == '_'))
+        ++j;
       tok_.kind = Token::Kind::kIdent;
       tok_.text = std::string(s_.substr(i_, j - i_));
       i_ = j;
@@ -298,7 +367,9 @@ class Parser {
     fail(i_, fmt::format("unexpected character `{}`", c));
   }
 
-  bool is_word(std::string_view w) const { return tok_.kind == Token::Kind::kIdent && tok_.text == w; }
+  bool is_word(std::string_view w) const {
+    return tok_.kind == Token::Kind::kIdent && tok_.text == w;
+  }
 
   void require_bool(const Condition::Node& n, size_t pos, std::string_view what) {
     if (n.type == Type::kBool || (n.type == Type::kDynamic && n.op == Op::kRef)) return;
@@ -376,8 +447,12 @@ class Parser {
     if (ta != Type::kDynamic && tb != Type::kDynamic && ta != tb)
       fail(oppos, fmt::format("`{}` compares {} with {}; both sides must have the same type", op,
                               type_name(ta), type_name(tb)));
-    Op o = op == "==" ? Op::kEq : op == "!=" ? Op::kNe : op == "<" ? Op::kLt : op == "<=" ? Op::kLe
-         : op == ">" ? Op::kGt : Op::kGe;
+    Op o = op == "=="   ? Op::kEq
+           : op == "!=" ? Op::kNe
+           : op == "<"  ? Op::kLt
+           : op == "<=" ? Op::kLe
+           : op == ">"  ? Op::kGt
+                        : Op::kGe;
     if (tok_.kind == Token::Kind::kOp)
       fail(tok_.pos, "comparisons do not chain; use `and` (`a < b and b < c`)");
     return binary(o, std::move(a), std::move(b));
@@ -389,7 +464,8 @@ class Parser {
       case Token::Kind::kLParen: {
         next();
         NodePtr inner = parse_or();
-        if (tok_.kind != Token::Kind::kRParen) fail(tok_.pos, fmt::format("expected `)`, found {}", describe(tok_)));
+        if (tok_.kind != Token::Kind::kRParen)
+          fail(tok_.pos, fmt::format("expected `)`, found {}", describe(tok_)));
         next();
         return inner;
       }
@@ -434,14 +510,16 @@ class Parser {
           fail(pos, fmt::format("expected a value before `{}`", word));
         return parse_call(word, pos);
       }
-      case Token::Kind::kEnd: fail(tok_.pos, "expected a value, found the end of the condition");
-      default: fail(tok_.pos, fmt::format("expected a value, found {}", describe(tok_)));
+      case Token::Kind::kEnd:
+        fail(tok_.pos, "expected a value, found the end of the condition");
+      default:
+        fail(tok_.pos, fmt::format("expected a value, found {}", describe(tok_)));
     }
   }
 
   NodePtr parse_call(const std::string& name, size_t pos) {
     static const std::pair<std::string_view, Op> kFuncs[] = {
-        {"exists", Op::kExists},       {"contains", Op::kContains}, {"starts_with", Op::kStartsWith},
+        {"exists", Op::kExists},      {"contains", Op::kContains}, {"starts_with", Op::kStartsWith},
         {"ends_with", Op::kEndsWith}, {"matches", Op::kMatches},   {"lower", Op::kLower}};
     Op op = Op::kLiteral;
     bool found = false;
@@ -455,7 +533,8 @@ class Parser {
                             "ends_with, matches or lower",
                             name));
     next();
-    if (tok_.kind != Token::Kind::kLParen) fail(tok_.pos, fmt::format("expected `(` after `{}`", name));
+    if (tok_.kind != Token::Kind::kLParen)
+      fail(tok_.pos, fmt::format("expected `(` after `{}`", name));
     next();
     auto n = std::make_unique<Condition::Node>();
     n->op = op;
@@ -477,7 +556,8 @@ class Parser {
       }
     }
     if (tok_.kind != Token::Kind::kRParen)
-      fail(tok_.pos, fmt::format("{}() takes {} argument{}; expected `)`", name, arity, arity == 1 ? "" : "s"));
+      fail(tok_.pos, fmt::format("{}() takes {} argument{}; expected `)`", name, arity,
+                                 arity == 1 ? "" : "s"));
     next();
     if (op != Op::kExists) {
       Type t0 = n->kids[0]->type;
@@ -488,13 +568,13 @@ class Parser {
       const auto& k1 = *n->kids[1];
       if (op == Op::kMatches) {
         if (k1.op != Op::kLiteral || k1.type != Type::kString)
-          fail(arg_pos[1], "matches() takes a string literal pattern (`matches(%message, \"err.*\")`)");
+          fail(arg_pos[1],
+               "matches() takes a string literal pattern (`matches(%message, \"err.*\")`)");
         RE2::Options o;
         o.set_log_errors(false);
         o.set_max_mem(8 << 20);
         n->re = std::make_unique<RE2>(k1.literal.s, o);
-        if (!n->re->ok())
-          fail(arg_pos[1], fmt::format("invalid RE2 pattern: {}", n->re->error()));
+        if (!n->re->ok()) fail(arg_pos[1], fmt::format("invalid RE2 pattern: {}", n->re->error()));
       } else if (k1.type != Type::kString) {
         fail(arg_pos[1], fmt::format("{}() takes a string as its second argument, but this is {}",
                                      name, type_name(k1.type)));
@@ -525,7 +605,9 @@ std::unique_ptr<Condition> Condition::parse(std::string_view text, ParseError& e
   return c;
 }
 
-bool Condition::eval(EventView& ev) const { return root_->truth(ev); }
+bool Condition::eval(EventView& ev) const {
+  return root_->truth(ev);
+}
 
 // ---- templates ----
 
@@ -555,7 +637,9 @@ bool Template::parse(std::string_view text, Template& out, ParseError& err) {
     std::string e;
     size_t n = ValueRef::parse(name, *ref, e);
     if (n == 0 || n != name.size()) {
-      err = {n == 0 ? e : "unexpected text after the name in `{{ }}`; expected `{{ .path }}` or `{{ %host }}`",
+      err = {n == 0 ? e
+                    : "unexpected text after the name in `{{ }}`; expected `{{ .path }}` or `{{ "
+                      "%host }}`",
              open + 2 + a + n};
       return false;
     }

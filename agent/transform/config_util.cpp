@@ -33,8 +33,9 @@ std::optional<FieldPath> read_path(ConfigNode& cfg, std::string_view key) {
   std::string err;
   size_t n = parse_field_path(*text, p, err);
   if (n == 0 || n != text->size() || p.steps.empty()) {
-    cfg.error_in_value(key, n, n == 0 ? fmt::format("invalid field path: {}", err)
-                                      : std::string("invalid field path; expected `.a.b` or `.a[0]`"));
+    cfg.error_in_value(key, n,
+                       n == 0 ? fmt::format("invalid field path: {}", err)
+                              : std::string("invalid field path; expected `.a.b` or `.a[0]`"));
     return std::nullopt;
   }
   return p;

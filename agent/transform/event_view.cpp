@@ -102,15 +102,19 @@ size_t parse_field_path(std::string_view s, FieldPath& out, std::string& error) 
 
 std::string Value::render() const {
   switch (kind) {
-    case Kind::kString: return s;
-    case Kind::kOther: return s;
-    case Kind::kBool: return b ? "true" : "false";
+    case Kind::kString:
+      return s;
+    case Kind::kOther:
+      return s;
+    case Kind::kBool:
+      return b ? "true" : "false";
     case Kind::kNumber:
       if (std::isfinite(n) && n == std::floor(n) && std::fabs(n) < 9.007199254740992e15)
         return fmt::format("{}", static_cast<int64_t>(n));
       return fmt::format("{}", n);
     case Kind::kNull:
-    case Kind::kAbsent: return std::string();
+    case Kind::kAbsent:
+      return std::string();
   }
   return std::string();
 }
@@ -177,8 +181,13 @@ Value EventView::lookup(const FieldPath& path) {
         if (doc_.get_bool().get(b)) return failed();
         return Value::boolean(b);
       }
-      case simdjson::ondemand::json_type::null: out.kind = Value::Kind::kNull; return out;
-      default: out.kind = Value::Kind::kOther; out.s = std::string(message()); return out;
+      case simdjson::ondemand::json_type::null:
+        out.kind = Value::Kind::kNull;
+        return out;
+      default:
+        out.kind = Value::Kind::kOther;
+        out.s = std::string(message());
+        return out;
     }
   }
   if (doc_.at_pointer(path.pointer).get(v)) return failed();
@@ -200,12 +209,15 @@ Value EventView::lookup(const FieldPath& path) {
       if (v.get_bool().get(b)) return failed();
       return Value::boolean(b);
     }
-    case simdjson::ondemand::json_type::null: out.kind = Value::Kind::kNull; return out;
+    case simdjson::ondemand::json_type::null:
+      out.kind = Value::Kind::kNull;
+      return out;
     case simdjson::ondemand::json_type::object:
     case simdjson::ondemand::json_type::array: {
       out.kind = Value::Kind::kOther;
       Span sp;
-      if (json_find(message(), path, sp)) out.s = std::string(message().substr(sp.begin, sp.end - sp.begin));
+      if (json_find(message(), path, sp))
+        out.s = std::string(message().substr(sp.begin, sp.end - sp.begin));
       return out;
     }
   }

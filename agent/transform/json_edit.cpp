@@ -190,7 +190,9 @@ bool find_step(Scanner& sc, const FieldPath::Step& step, Span& value, Span* memb
             *member = {prev_value_end, vend};  // `, "k": v` after the previous member
           else if (more) {
             size_t j = sc.i + 1;
-            while (j < sc.s.size() && (sc.s[j] == ' ' || sc.s[j] == '\t' || sc.s[j] == '\n' || sc.s[j] == '\r')) ++j;
+            while (j < sc.s.size() &&
+                   (sc.s[j] == ' ' || sc.s[j] == '\t' || sc.s[j] == '\n' || sc.s[j] == '\r'))
+              ++j;
             *member = {kst, j};  // `"k": v, ` before the next member
           } else {
             *member = {kst, vend};
@@ -239,19 +241,36 @@ bool json_decode_string(std::string_view t, std::string& out) {
     if (i + 2 >= t.size()) return false;
     char e = t[++i];
     switch (e) {
-      case '"': out.push_back('"'); break;
-      case '\\': out.push_back('\\'); break;
-      case '/': out.push_back('/'); break;
-      case 'b': out.push_back('\b'); break;
-      case 'f': out.push_back('\f'); break;
-      case 'n': out.push_back('\n'); break;
-      case 'r': out.push_back('\r'); break;
-      case 't': out.push_back('\t'); break;
+      case '"':
+        out.push_back('"');
+        break;
+      case '\\':
+        out.push_back('\\');
+        break;
+      case '/':
+        out.push_back('/');
+        break;
+      case 'b':
+        out.push_back('\b');
+        break;
+      case 'f':
+        out.push_back('\f');
+        break;
+      case 'n':
+        out.push_back('\n');
+        break;
+      case 'r':
+        out.push_back('\r');
+        break;
+      case 't':
+        out.push_back('\t');
+        break;
       case 'u': {
         uint32_t cp;
         if (!hex4(t, i + 1, cp)) return false;
         i += 4;
-        if (cp >= 0xD800 && cp <= 0xDBFF && i + 6 < t.size() && t[i + 1] == '\\' && t[i + 2] == 'u') {
+        if (cp >= 0xD800 && cp <= 0xDBFF && i + 6 < t.size() && t[i + 1] == '\\' &&
+            t[i + 2] == 'u') {
           uint32_t lo;
           if (hex4(t, i + 3, lo) && lo >= 0xDC00 && lo <= 0xDFFF) {
             cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
@@ -262,7 +281,8 @@ bool json_decode_string(std::string_view t, std::string& out) {
         append_utf8(out, cp);
         break;
       }
-      default: return false;
+      default:
+        return false;
     }
   }
   return true;

@@ -91,9 +91,10 @@ void run(const std::string& name, const std::string& yaml, const std::vector<Bat
   double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   double cpu = cpu_seconds() - c0;
   double mib = double(bytes) / (1 << 20);
-  fmt::print("{:<28} {:>8.1f} MiB/s per core  {:>10.0f} events/s  {:>6.2f} CPU s/GiB  ({:.0f} MiB, "
-             "{} events in, {} out)\n",
-             name, mib / s, double(in_events) / s, cpu / (mib / 1024), mib, in_events, out_events);
+  fmt::print(
+      "{:<28} {:>8.1f} MiB/s per core  {:>10.0f} events/s  {:>6.2f} CPU s/GiB  ({:.0f} MiB, "
+      "{} events in, {} out)\n",
+      name, mib / s, double(in_events) / s, cpu / (mib / 1024), mib, in_events, out_events);
 }
 }  // namespace
 
@@ -101,20 +102,32 @@ int main(int argc, char** argv) {
   size_t mib = argc > 1 ? std::strtoul(argv[1], nullptr, 10) : 256;
   init_logging("warn", "text");
   auto batches = json_batches(mib);
-  const std::string head = "data_dir: /tmp/transform-bench\nsources: {app: {type: file, include: [/x]}}\n"
-                           "sinks: {out: {type: blackhole, inputs: [t]}}\ntransforms:\n  t:\n    inputs: [app]\n";
+  const std::string head =
+      "data_dir: /tmp/transform-bench\nsources: {app: {type: file, include: [/x]}}\n"
+      "sinks: {out: {type: blackhole, inputs: [t]}}\ntransforms:\n  t:\n    inputs: [app]\n";
   run("filter (keeps all)", head + "    type: filter\n    condition: '.status != 999'\n", batches);
-  run("filter (keeps errors)", head + "    type: filter\n    condition: '.level == \"error\"'\n", batches);
-  run("route (2 routes)", head + "    type: route\n    routes:\n      errors: '.level == \"error\"'\n"
-                                 "      slow: '.duration_ms > 900'\n", batches);
-  run("redact (every detector)", head + "    type: redact\n    rules:\n      - match: [email, ipv4, ipv6, "
-                                        "credit_card, iban, phone, aws_access_key_id, aws_secret_access_key, jwt, "
-                                        "bearer_token, us_ssn]\n", batches);
-  run("redact (email+ipv4, fields)", head + "    type: redact\n    rules:\n      - match: [email, ipv4]\n"
-                                            "        fields: [.user, .client_ip]\n", batches);
-  run("sample (1 in 10, key .user)", head + "    type: sample\n    rate: 10\n    key: .user\n", batches);
+  run("filter (keeps errors)", head + "    type: filter\n    condition: '.level == \"error\"'\n",
+      batches);
+  run("route (2 routes)",
+      head +
+          "    type: route\n    routes:\n      errors: '.level == \"error\"'\n"
+          "      slow: '.duration_ms > 900'\n",
+      batches);
+  run("redact (every detector)",
+      head +
+          "    type: redact\n    rules:\n      - match: [email, ipv4, ipv6, "
+          "credit_card, iban, phone, aws_access_key_id, aws_secret_access_key, jwt, "
+          "bearer_token, us_ssn]\n",
+      batches);
+  run("redact (email+ipv4, fields)",
+      head +
+          "    type: redact\n    rules:\n      - match: [email, ipv4]\n"
+          "        fields: [.user, .client_ip]\n",
+      batches);
+  run("sample (1 in 10, key .user)", head + "    type: sample\n    rate: 10\n    key: .user\n",
+      batches);
   auto hostile = hostile_batches(64);
-  run("redact regex (a+)+$, 1 MiB", head + "    type: redact\n    rules:\n      - match: [{regex: \"(a+)+$\"}]\n",
-      hostile);
+  run("redact regex (a+)+$, 1 MiB",
+      head + "    type: redact\n    rules:\n      - match: [{regex: \"(a+)+$\"}]\n", hostile);
   return 0;
 }

@@ -14,7 +14,8 @@ namespace {
 class FilterTransform final : public Transform {
  public:
   FilterTransform(std::unique_ptr<transform::Condition> c, const ComponentContext& ctx)
-      : cond_(std::move(c)), metrics_(ctx.id, ctx.type, "transform"),
+      : cond_(std::move(c)),
+        metrics_(ctx.id, ctx.type, "transform"),
         filtered_(metrics_.dropped("filtered")) {}
 
   void apply(const BatchPtr& in, std::vector<BatchPtr>& out) override {
@@ -51,12 +52,13 @@ class FilterTransform final : public Transform {
 }  // namespace
 
 void register_transforms_filter(Registry& r) {
-  r.add_transform("filter", [](ConfigNode& cfg, const ComponentContext& ctx) -> std::unique_ptr<Transform> {
-    auto c = transform::read_condition(cfg, "condition", true);
-    cfg.throw_if_errors();
-    if (!c) cfg.fail("condition", "invalid condition");
-    return std::make_unique<FilterTransform>(std::move(c), ctx);
-  });
+  r.add_transform("filter",
+                  [](ConfigNode& cfg, const ComponentContext& ctx) -> std::unique_ptr<Transform> {
+                    auto c = transform::read_condition(cfg, "condition", true);
+                    cfg.throw_if_errors();
+                    if (!c) cfg.fail("condition", "invalid condition");
+                    return std::make_unique<FilterTransform>(std::move(c), ctx);
+                  });
 }
 
 }  // namespace logship

@@ -68,7 +68,9 @@ size_t last_chars_start(std::string_view s, size_t n) {
 class RedactTransform final : public Transform {
  public:
   RedactTransform(std::vector<Rule> rules, HashConfig hash, const ComponentContext& ctx)
-      : rules_(std::move(rules)), hash_(std::move(hash)), metrics_(ctx.id, ctx.type, "transform"),
+      : rules_(std::move(rules)),
+        hash_(std::move(hash)),
+        metrics_(ctx.id, ctx.type, "transform"),
         redacted_(metrics_.dropped("redacted")) {}
 
   void apply(const BatchPtr& in, std::vector<BatchPtr>& out) override {
@@ -110,7 +112,8 @@ class RedactTransform final : public Transform {
 
  private:
   // The builder, with the events before `upto` copied unchanged.
-  static void start(std::unique_ptr<transform::BatchBuilder>& bb, const EventBatch& b, size_t upto) {
+  static void start(std::unique_ptr<transform::BatchBuilder>& bb, const EventBatch& b,
+                    size_t upto) {
     bb = std::make_unique<transform::BatchBuilder>(b);
     for (size_t k = 0; k < upto; ++k) bb->add(b.events()[k]);
   }
@@ -288,8 +291,10 @@ class RedactTransform final : public Transform {
       if (json) {
         bool invalid = false;
         n = on_json(r, text, scratch_, invalid);
-        if (invalid) json = false;  // scanned as text below (and by the next rules)
-        else if (n > 0 && r.action != Action::kDropEvent) text.swap(scratch_);
+        if (invalid)
+          json = false;  // scanned as text below (and by the next rules)
+        else if (n > 0 && r.action != Action::kDropEvent)
+          text.swap(scratch_);
       }
       if (!json) n = on_string(r, text);
       if (n > 0 && r.action == Action::kDropEvent) drop = true;
@@ -345,126 +350,138 @@ class RedactTransform final : public Transform {
 }  // namespace
 
 void register_transforms_redact(Registry& r) {
-  r.add_transform("redact", [](ConfigNode& cfg, const ComponentContext& ctx) -> std::unique_ptr<Transform> {
-    std::vector<Rule> rules;
-    bool hashes = false;
-    std::string first_hash_at;  // file:line:col of the first `action: hash`
-    static constexpr const char* kNeedsKey =
-        ": this rule hashes, so hash.key_file is required (the HMAC-SHA256 key of the pseudonyms)";
-    YAML::Node list = cfg.raw()["rules"];
-    cfg.touch("rules");
-    auto file = std::make_shared<const std::string>(cfg.file());
-    // An error at a list item's position (collected with the others while the load collects).
-    auto report_at = [&](const std::string& msg) {
-      if (cfg.errors() && cfg.errors()->collecting())
-        cfg.errors()->add(msg);
-      else
-        throw ConfigError(msg);
-    };
-    if (!list.IsDefined() || list.IsNull()) {
-      cfg.error("rules", "rules is required: a list of {match, fields, action, mask_with, keep_last}");
-    } else if (!list.IsSequence() || list.size() == 0) {
-      cfg.error("rules", "rules must be a non-empty list of {match, fields, action, mask_with, keep_last}");
-    } else {
-      for (size_t i = 0; i < list.size(); ++i) {
-        std::string path = fmt::format("{}.rules[{}]", cfg.path(), i);
-        if (!list[i].IsMap()) {
-          ConfigNode(list[i], file, path, cfg.errors()).fail("", "a rule must be a mapping with match and action");
-        }
-        ConfigNode rn(list[i], file, path, cfg.errors());
-        Rule rule;
-        std::string action = rn.choice("action", "mask", {"mask", "hash", "drop_field", "drop_event"});
-        rule.action = action == "hash"         ? Action::kHash
-                      : action == "drop_field" ? Action::kDropField
-                      : action == "drop_event" ? Action::kDropEvent
-                                               : Action::kMask;
-        if (rule.action == Action::kHash && !hashes) first_hash_at = rn.where("action");
-        hashes = hashes || rule.action == Action::kHash;
-        rule.mask_with = rn.str("mask_with", "[REDACTED]");
-        rule.keep_last = static_cast<size_t>(rn.integer("keep_last", 0, 0, 1024));
-        if (rn.has("fields")) {
-          for (const auto& f : rn.list("fields")) {
-            transform::FieldPath p;
-            std::string err;
-            size_t n = transform::parse_field_path(f, p, err);
-            if (n == 0 || n != f.size() || p.steps.empty())
-              rn.error("fields", fmt::format("invalid field path \"{}\"; expected `.a.b` or `.a[0]`", f));
-            else
-              rule.fields.push_back(std::move(p));
-          }
-        }
-        if (rule.action == Action::kDropField && rule.fields.empty() && !rn.has_error("fields"))
-          rn.error("action", "action drop_field needs `fields`: the JSON fields to drop when they match");
-        Labels base{{"component_id", ctx.id}, {"rule", std::to_string(i)}, {"action", action}};
-        auto counter = [&](const std::string& detector) {
-          Labels l = base;
-          l.emplace_back("detector", detector);
-          return &metrics().counter("logship_redactions_total",
-                                    "Matches redacted, by rule, detector and action", l);
-        };
-        YAML::Node match = list[i]["match"];
-        rn.touch("match");
-        if (!match.IsDefined() || match.IsNull()) {
-          rn.error("match", "match is required: built-in detector names and/or {regex: \"RE2\"}");
-        } else {
-          std::vector<YAML::Node> items;
-          if (match.IsSequence())
-            for (const auto& m : match) items.push_back(m);
+  r.add_transform(
+      "redact", [](ConfigNode& cfg, const ComponentContext& ctx) -> std::unique_ptr<Transform> {
+        std::vector<Rule> rules;
+        bool hashes = false;
+        std::string first_hash_at;  // file:line:col of the first `action: hash`
+        static constexpr const char* kNeedsKey =
+            ": this rule hashes, so hash.key_file is required (the HMAC-SHA256 key of the "
+            "pseudonyms)";
+        YAML::Node list = cfg.raw()["rules"];
+        cfg.touch("rules");
+        auto file = std::make_shared<const std::string>(cfg.file());
+        // An error at a list item's position (collected with the others while the load collects).
+        auto report_at = [&](const std::string& msg) {
+          if (cfg.errors() && cfg.errors()->collecting())
+            cfg.errors()->add(msg);
           else
-            items.push_back(match);
-          for (const auto& m : items) {
-            if (m.IsScalar()) {
-              auto d = redact::detector_from_name(m.Scalar());
-              if (!d) {
-                std::vector<std::string> names;
-                for (size_t k = 0; k < redact::kDetectorCount; ++k)
-                  names.push_back(redact::detector_name(static_cast<redact::Detector>(k)));
-                report_at(rn.where_node(m) +
-                                  fmt::format(": unknown detector \"{}\"; expected one of: {}, or "
-                                              "{{regex: \"RE2\"}}",
-                                              m.Scalar(), fmt::join(names, ", ")));
-                continue;
-              }
-              rule.builtins.push_back(*d);
-              rule.builtin_counters.push_back(counter(m.Scalar()));
-            } else if (m.IsMap() && m["regex"].IsDefined() && m["regex"].IsScalar() && m.size() == 1) {
-              RE2::Options o;
-              o.set_log_errors(false);
-              o.set_max_mem(8 << 20);
-              auto re = std::make_unique<RE2>(m["regex"].Scalar(), o);
-              if (!re->ok()) {
-                report_at(rn.where_node(m["regex"]) +
-                                  fmt::format(": invalid RE2 pattern: {}", re->error()));
-                continue;
-              }
-              rule.regexes.push_back(std::move(re));
-              rule.regex_counter = counter("regex");
-            } else {
-              report_at(rn.where_node(m) +
-                                ": a match item is a detector name or {regex: \"RE2\"}");
+            throw ConfigError(msg);
+        };
+        if (!list.IsDefined() || list.IsNull()) {
+          cfg.error("rules",
+                    "rules is required: a list of {match, fields, action, mask_with, keep_last}");
+        } else if (!list.IsSequence() || list.size() == 0) {
+          cfg.error(
+              "rules",
+              "rules must be a non-empty list of {match, fields, action, mask_with, keep_last}");
+        } else {
+          for (size_t i = 0; i < list.size(); ++i) {
+            std::string path = fmt::format("{}.rules[{}]", cfg.path(), i);
+            if (!list[i].IsMap()) {
+              ConfigNode(list[i], file, path, cfg.errors())
+                  .fail("", "a rule must be a mapping with match and action");
             }
+            ConfigNode rn(list[i], file, path, cfg.errors());
+            Rule rule;
+            std::string action =
+                rn.choice("action", "mask", {"mask", "hash", "drop_field", "drop_event"});
+            rule.action = action == "hash"         ? Action::kHash
+                          : action == "drop_field" ? Action::kDropField
+                          : action == "drop_event" ? Action::kDropEvent
+                                                   : Action::kMask;
+            if (rule.action == Action::kHash && !hashes) first_hash_at = rn.where("action");
+            hashes = hashes || rule.action == Action::kHash;
+            rule.mask_with = rn.str("mask_with", "[REDACTED]");
+            rule.keep_last = static_cast<size_t>(rn.integer("keep_last", 0, 0, 1024));
+            if (rn.has("fields")) {
+              for (const auto& f : rn.list("fields")) {
+                transform::FieldPath p;
+                std::string err;
+                size_t n = transform::parse_field_path(f, p, err);
+                if (n == 0 || n != f.size() || p.steps.empty())
+                  rn.error("fields",
+                           fmt::format("invalid field path \"{}\"; expected `.a.b` or `.a[0]`", f));
+                else
+                  rule.fields.push_back(std::move(p));
+              }
+            }
+            if (rule.action == Action::kDropField && rule.fields.empty() && !rn.has_error("fields"))
+              rn.error("action",
+                       "action drop_field needs `fields`: the JSON fields to drop when they match");
+            Labels base{{"component_id", ctx.id}, {"rule", std::to_string(i)}, {"action", action}};
+            auto counter = [&](const std::string& detector) {
+              Labels l = base;
+              l.emplace_back("detector", detector);
+              return &metrics().counter("logship_redactions_total",
+                                        "Matches redacted, by rule, detector and action", l);
+            };
+            YAML::Node match = list[i]["match"];
+            rn.touch("match");
+            if (!match.IsDefined() || match.IsNull()) {
+              rn.error("match",
+                       "match is required: built-in detector names and/or {regex: \"RE2\"}");
+            } else {
+              std::vector<YAML::Node> items;
+              if (match.IsSequence())
+                for (const auto& m : match) items.push_back(m);
+              else
+                items.push_back(match);
+              for (const auto& m : items) {
+                if (m.IsScalar()) {
+                  auto d = redact::detector_from_name(m.Scalar());
+                  if (!d) {
+                    std::vector<std::string> names;
+                    for (size_t k = 0; k < redact::kDetectorCount; ++k)
+                      names.push_back(redact::detector_name(static_cast<redact::Detector>(k)));
+                    report_at(rn.where_node(m) +
+                              fmt::format(": unknown detector \"{}\"; expected one of: {}, or "
+                                          "{{regex: \"RE2\"}}",
+                                          m.Scalar(), fmt::join(names, ", ")));
+                    continue;
+                  }
+                  rule.builtins.push_back(*d);
+                  rule.builtin_counters.push_back(counter(m.Scalar()));
+                } else if (m.IsMap() && m["regex"].IsDefined() && m["regex"].IsScalar() &&
+                           m.size() == 1) {
+                  RE2::Options o;
+                  o.set_log_errors(false);
+                  o.set_max_mem(8 << 20);
+                  auto re = std::make_unique<RE2>(m["regex"].Scalar(), o);
+                  if (!re->ok()) {
+                    report_at(rn.where_node(m["regex"]) +
+                              fmt::format(": invalid RE2 pattern: {}", re->error()));
+                    continue;
+                  }
+                  rule.regexes.push_back(std::move(re));
+                  rule.regex_counter = counter("regex");
+                } else {
+                  report_at(rn.where_node(m) +
+                            ": a match item is a detector name or {regex: \"RE2\"}");
+                }
+              }
+            }
+            rn.finish();
+            rules.push_back(std::move(rule));
           }
         }
-        rn.finish();
-        rules.push_back(std::move(rule));
-      }
-    }
-    HashConfig hash;
-    if (hashes && (!cfg.has("hash") || !cfg.raw()["hash"].IsMap() ||
-                   (!cfg.raw()["hash"]["key_file"].IsDefined() && !cfg.raw()["hash"]["key"].IsDefined()))) {
-      report_at(first_hash_at + kNeedsKey);
-      if (auto h = cfg.map("hash")) h->touch("key");
-    }
-    if (auto h = cfg.map("hash")) {
-      hash.key = h->secret("key", false);
-      hash.prefix = h->str("prefix", "");
-      hash.length = static_cast<size_t>(h->integer("length", 16, 8, 64));
-      h->finish();
-    }
-    cfg.throw_if_errors();
-    if (hashes && !hash.key) throw ConfigError(first_hash_at + kNeedsKey);
-    return std::make_unique<RedactTransform>(std::move(rules), std::move(hash), ctx);
-  });
+        HashConfig hash;
+        if (hashes && (!cfg.has("hash") || !cfg.raw()["hash"].IsMap() ||
+                       (!cfg.raw()["hash"]["key_file"].IsDefined() &&
+                        !cfg.raw()["hash"]["key"].IsDefined()))) {
+          report_at(first_hash_at + kNeedsKey);
+          if (auto h = cfg.map("hash")) h->touch("key");
+        }
+        if (auto h = cfg.map("hash")) {
+          hash.key = h->secret("key", false);
+          hash.prefix = h->str("prefix", "");
+          hash.length = static_cast<size_t>(h->integer("length", 16, 8, 64));
+          h->finish();
+        }
+        cfg.throw_if_errors();
+        if (hashes && !hash.key) throw ConfigError(first_hash_at + kNeedsKey);
+        return std::make_unique<RedactTransform>(std::move(rules), std::move(hash), ctx);
+      });
 }
 
 }  // namespace logship

@@ -75,25 +75,26 @@ bool valid_route_name(const std::string& n) {
 }  // namespace
 
 void register_transforms_route(Registry& r) {
-  r.add_transform("route", [](ConfigNode& cfg, const ComponentContext&) -> std::unique_ptr<Transform> {
-    auto routes = cfg.map("routes");
-    if (!routes) cfg.fail("routes", "routes is required: a map of route name -> condition");
-    std::vector<std::string> names;
-    std::vector<std::unique_ptr<transform::Condition>> conds;
-    for (const auto& kv : routes->raw()) {
-      std::string name = kv.first.Scalar();
-      if (!valid_route_name(name))
-        routes->error(name, fmt::format("invalid route name \"{}\"; expected [a-z0-9_]+ not "
-                                        "starting with `_`",
-                                        name));
-      names.push_back(name);
-      conds.push_back(transform::read_condition(*routes, name, true));
-    }
-    if (names.empty()) cfg.error("routes", "routes is empty; expected at least one route");
-    routes->finish();
-    cfg.throw_if_errors();
-    return std::make_unique<RouteTransform>(std::move(names), std::move(conds));
-  });
+  r.add_transform(
+      "route", [](ConfigNode& cfg, const ComponentContext&) -> std::unique_ptr<Transform> {
+        auto routes = cfg.map("routes");
+        if (!routes) cfg.fail("routes", "routes is required: a map of route name -> condition");
+        std::vector<std::string> names;
+        std::vector<std::unique_ptr<transform::Condition>> conds;
+        for (const auto& kv : routes->raw()) {
+          std::string name = kv.first.Scalar();
+          if (!valid_route_name(name))
+            routes->error(name, fmt::format("invalid route name \"{}\"; expected [a-z0-9_]+ not "
+                                            "starting with `_`",
+                                            name));
+          names.push_back(name);
+          conds.push_back(transform::read_condition(*routes, name, true));
+        }
+        if (names.empty()) cfg.error("routes", "routes is empty; expected at least one route");
+        routes->finish();
+        cfg.throw_if_errors();
+        return std::make_unique<RouteTransform>(std::move(names), std::move(conds));
+      });
 }
 
 }  // namespace logship

@@ -19,8 +19,11 @@ class SampleTransform final : public Transform {
  public:
   SampleTransform(uint64_t rate, std::optional<transform::FieldPath> key,
                   std::unique_ptr<transform::Condition> exempt, const ComponentContext& ctx)
-      : rate_(rate), key_(std::move(key)), exempt_(std::move(exempt)),
-        metrics_(ctx.id, ctx.type, "transform"), sampled_(metrics_.dropped("sampled")),
+      : rate_(rate),
+        key_(std::move(key)),
+        exempt_(std::move(exempt)),
+        metrics_(ctx.id, ctx.type, "transform"),
+        sampled_(metrics_.dropped("sampled")),
         rng_(std::random_device{}()) {}
 
   void apply(const BatchPtr& in, std::vector<BatchPtr>& out) override {
@@ -69,14 +72,15 @@ class SampleTransform final : public Transform {
 }  // namespace
 
 void register_transforms_sample(Registry& r) {
-  r.add_transform("sample", [](ConfigNode& cfg, const ComponentContext& ctx) -> std::unique_ptr<Transform> {
-    auto rate = cfg.integer("rate", std::nullopt, 1, 1'000'000'000);
-    auto key = transform::read_path(cfg, "key");
-    auto exempt = transform::read_condition(cfg, "exempt", false);
-    cfg.throw_if_errors();
-    return std::make_unique<SampleTransform>(static_cast<uint64_t>(rate), std::move(key),
-                                             std::move(exempt), ctx);
-  });
+  r.add_transform("sample",
+                  [](ConfigNode& cfg, const ComponentContext& ctx) -> std::unique_ptr<Transform> {
+                    auto rate = cfg.integer("rate", std::nullopt, 1, 1'000'000'000);
+                    auto key = transform::read_path(cfg, "key");
+                    auto exempt = transform::read_condition(cfg, "exempt", false);
+                    cfg.throw_if_errors();
+                    return std::make_unique<SampleTransform>(
+                        static_cast<uint64_t>(rate), std::move(key), std::move(exempt), ctx);
+                  });
 }
 
 }  // namespace logship

@@ -48,7 +48,8 @@ class SetTransform final : public Transform {
       text.assign(b.text(e));
       bool edited = false;
       if (!c_.event.empty() || !c_.remove.empty()) {
-        if (is_object(text) && transform::json_for_each_scalar(text, [](transform::Span, bool) {})) {
+        if (is_object(text) &&
+            transform::json_for_each_scalar(text, [](transform::Span, bool) {})) {
           for (const auto& [path, tpl] : c_.event) {
             std::string val;
             json_quote_append(val, tpl.render(v));
@@ -103,54 +104,60 @@ class SetTransform final : public Transform {
 }  // namespace
 
 void register_transforms_set(Registry& r) {
-  r.add_transform("set", [](ConfigNode& cfg, const ComponentContext& ctx) -> std::unique_ptr<Transform> {
-    SetConfig c;
-    c.index = transform::read_template(cfg, "index");
-    c.sourcetype = transform::read_template(cfg, "sourcetype");
-    c.host = transform::read_template(cfg, "host");
-    c.source = transform::read_template(cfg, "source");
-    if (auto f = cfg.map("fields")) {
-      for (const auto& kv : f->raw()) {
-        std::string name = kv.first.Scalar();
-        if (auto t = transform::read_template(*f, name)) c.fields.emplace_back(name, std::move(*t));
-      }
-      f->finish();
-    }
-    if (auto ev = cfg.map("event")) {
-      for (const auto& kv : ev->raw()) {
-        std::string name = kv.first.Scalar();
-        std::string path_text = name.empty() || name[0] != '.' ? "." + name : name;
-        transform::FieldPath p;
-        std::string err;
-        size_t n = transform::parse_field_path(path_text, p, err);
-        if (n != path_text.size() || p.steps.empty()) {
-          ev->error(name, fmt::format("invalid field path \"{}\"; expected `a.b` or `.a.b`", name));
-          ev->touch(name);
-          continue;
+  r.add_transform(
+      "set", [](ConfigNode& cfg, const ComponentContext& ctx) -> std::unique_ptr<Transform> {
+        SetConfig c;
+        c.index = transform::read_template(cfg, "index");
+        c.sourcetype = transform::read_template(cfg, "sourcetype");
+        c.host = transform::read_template(cfg, "host");
+        c.source = transform::read_template(cfg, "source");
+        if (auto f = cfg.map("fields")) {
+          for (const auto& kv : f->raw()) {
+            std::string name = kv.first.Scalar();
+            if (auto t = transform::read_template(*f, name))
+              c.fields.emplace_back(name, std::move(*t));
+          }
+          f->finish();
         }
-        if (auto t = transform::read_template(*ev, name)) c.event.emplace_back(std::move(p), std::move(*t));
-      }
-      ev->finish();
-    }
-    if (cfg.has("remove")) {
-      auto list = cfg.list("remove");
-      for (const auto& s : list) {
-        transform::FieldPath p;
-        std::string err;
-        size_t n = transform::parse_field_path(s, p, err);
-        if (n != s.size() || p.steps.empty() || p.steps.back().is_index)
-          cfg.error("remove", fmt::format("invalid field path \"{}\" in remove; expected `.a.b`", s));
-        else
-          c.remove.push_back(std::move(p));
-      }
-    }
-    if (!c.index && !c.sourcetype && !c.host && !c.source && c.fields.empty() && c.event.empty() &&
-        c.remove.empty())
-      cfg.error("type", "a set transform needs at least one of index, sourcetype, host, source, "
-                        "fields, event, remove");
-    cfg.throw_if_errors();
-    return std::make_unique<SetTransform>(std::move(c), ctx);
-  });
+        if (auto ev = cfg.map("event")) {
+          for (const auto& kv : ev->raw()) {
+            std::string name = kv.first.Scalar();
+            std::string path_text = name.empty() || name[0] != '.' ? "." + name : name;
+            transform::FieldPath p;
+            std::string err;
+            size_t n = transform::parse_field_path(path_text, p, err);
+            if (n != path_text.size() || p.steps.empty()) {
+              ev->error(name,
+                        fmt::format("invalid field path \"{}\"; expected `a.b` or `.a.b`", name));
+              ev->touch(name);
+              continue;
+            }
+            if (auto t = transform::read_template(*ev, name))
+              c.event.emplace_back(std::move(p), std::move(*t));
+          }
+          ev->finish();
+        }
+        if (cfg.has("remove")) {
+          auto list = cfg.list("remove");
+          for (const auto& s : list) {
+            transform::FieldPath p;
+            std::string err;
+            size_t n = transform::parse_field_path(s, p, err);
+            if (n != s.size() || p.steps.empty() || p.steps.back().is_index)
+              cfg.error("remove",
+                        fmt::format("invalid field path \"{}\" in remove; expected `.a.b`", s));
+            else
+              c.remove.push_back(std::move(p));
+          }
+        }
+        if (!c.index && !c.sourcetype && !c.host && !c.source && c.fields.empty() &&
+            c.event.empty() && c.remove.empty())
+          cfg.error("type",
+                    "a set transform needs at least one of index, sourcetype, host, source, "
+                    "fields, event, remove");
+        cfg.throw_if_errors();
+        return std::make_unique<SetTransform>(std::move(c), ctx);
+      });
 }
 
 }  // namespace logship

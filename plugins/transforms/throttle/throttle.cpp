@@ -22,8 +22,12 @@ class ThrottleTransform final : public Transform {
   ThrottleTransform(uint64_t threshold, std::chrono::nanoseconds window,
                     std::optional<transform::Template> key,
                     std::unique_ptr<transform::Condition> exempt, const ComponentContext& ctx)
-      : threshold_(threshold), window_(window), key_(std::move(key)), exempt_(std::move(exempt)),
-        metrics_(ctx.id, ctx.type, "transform"), throttled_(metrics_.dropped("throttled")),
+      : threshold_(threshold),
+        window_(window),
+        key_(std::move(key)),
+        exempt_(std::move(exempt)),
+        metrics_(ctx.id, ctx.type, "transform"),
+        throttled_(metrics_.dropped("throttled")),
         keys_(metrics().gauge("logship_throttle_keys", "Keys tracked by the throttle transform",
                               {{"component_id", ctx.id}})) {}
 
@@ -95,29 +99,30 @@ class ThrottleTransform final : public Transform {
 }  // namespace
 
 void register_transforms_throttle(Registry& r) {
-  r.add_transform("throttle", [](ConfigNode& cfg, const ComponentContext& ctx) -> std::unique_ptr<Transform> {
-    auto threshold = cfg.integer("threshold", std::nullopt, 1, 1'000'000'000'000);
-    auto window = cfg.duration("window", std::nullopt);
-    if (window.count() <= 0) cfg.error("window", "window must be positive");
-    // `key`: a path (`.user`) or a template (`{{ .user }}-{{ %host }}`).
-    std::optional<transform::Template> key;
-    if (auto text = cfg.opt_str("key")) {
-      std::string t = *text;
-      if (!t.empty() && t[0] == '.') {
-        if (auto p = transform::read_path(cfg, "key")) t = "{{ " + p->text + " }}";
-      }
-      transform::Template tpl;
-      transform::ParseError err;
-      if (transform::Template::parse(t, tpl, err))
-        key = std::move(tpl);
-      else
-        cfg.error_in_value("key", err.offset, "invalid key template: " + err.message);
-    }
-    auto exempt = transform::read_condition(cfg, "exempt", false);
-    cfg.throw_if_errors();
-    return std::make_unique<ThrottleTransform>(static_cast<uint64_t>(threshold), window,
-                                               std::move(key), std::move(exempt), ctx);
-  });
+  r.add_transform(
+      "throttle", [](ConfigNode& cfg, const ComponentContext& ctx) -> std::unique_ptr<Transform> {
+        auto threshold = cfg.integer("threshold", std::nullopt, 1, 1'000'000'000'000);
+        auto window = cfg.duration("window", std::nullopt);
+        if (window.count() <= 0) cfg.error("window", "window must be positive");
+        // `key`: a path (`.user`) or a template (`{{ .user }}-{{ %host }}`).
+        std::optional<transform::Template> key;
+        if (auto text = cfg.opt_str("key")) {
+          std::string t = *text;
+          if (!t.empty() && t[0] == '.') {
+            if (auto p = transform::read_path(cfg, "key")) t = "{{ " + p->text + " }}";
+          }
+          transform::Template tpl;
+          transform::ParseError err;
+          if (transform::Template::parse(t, tpl, err))
+            key = std::move(tpl);
+          else
+            cfg.error_in_value("key", err.offset, "invalid key template: " + err.message);
+        }
+        auto exempt = transform::read_condition(cfg, "exempt", false);
+        cfg.throw_if_errors();
+        return std::make_unique<ThrottleTransform>(static_cast<uint64_t>(threshold), window,
+                                                   std::move(key), std::move(exempt), ctx);
+      });
 }
 
 }  // namespace logship

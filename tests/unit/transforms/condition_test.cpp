@@ -47,7 +47,8 @@ FieldPath path(std::string_view s) {
 }  // namespace
 
 TEST_CASE("conditions: every operator over a JSON event") {
-  Ev ev(R"({"level":"error","ms":700,"ok":true,"none":null,"user":{"name":"Bob","tags":["a","b"]},"msg":"Disk FULL on /var"})");
+  Ev ev(
+      R"({"level":"error","ms":700,"ok":true,"none":null,"user":{"name":"Bob","tags":["a","b"]},"msg":"Disk FULL on /var"})");
   CHECK(ev.eval(R"(.level == "error")"));
   CHECK_FALSE(ev.eval(R"(.level != "error")"));
   CHECK(ev.eval(".ms > 500"));
@@ -116,7 +117,8 @@ TEST_CASE("conditions: %-names and a plain (non-JSON) event") {
   CHECK_FALSE(flagged.eval("exists(.a)"));
   Ev broken(R"({"a": 1, )");
   CHECK_FALSE(broken.eval(".a == 1"));
-  for (const char* text : {"{not json level=error", "{", "[", "{\"a\"", "[1,", "{\"a\":}", "  {x"}) {
+  for (const char* text :
+       {"{not json level=error", "{", "[", "{\"a\"", "[1,", "{\"a\":}", "  {x"}) {
     Ev bad(text);
     CHECK_FALSE(bad.eval(".level == \"error\""));
     CHECK_FALSE(bad.eval(".a[0] == 1"));
@@ -149,7 +151,8 @@ TEST_CASE("templates render literal text and values") {
   Ev ev(R"({"region":"eu-west-1","n":3,"f":1.5,"b":false})");
   Template t;
   ParseError err;
-  REQUIRE(Template::parse("prod-{{ .region }}/{{%host}}:{{ .n }}:{{ .f }}:{{ .b }}:{{ .missing }}!", t, err));
+  REQUIRE(Template::parse("prod-{{ .region }}/{{%host}}:{{ .n }}:{{ .f }}:{{ .b }}:{{ .missing }}!",
+                          t, err));
   EventView v(ev.batch, ev.batch.events()[0], ev.scratch);
   CHECK(t.render(v) == "prod-eu-west-1/web-1:3:1.5:false:!");
   CHECK_FALSE(t.constant());
@@ -217,5 +220,6 @@ TEST_CASE("JSON edits keep the document valid") {
   CHECK(numbers == 2);
   CHECK_FALSE(json_for_each_scalar(R"({"a":1,})", [](Span, bool) {}));
   CHECK_FALSE(json_for_each_scalar(R"({"a":1} x)", [](Span, bool) {}));
-  CHECK_FALSE(json_for_each_scalar(std::string(300, '[') + std::string(300, ']'), [](Span, bool) {}));
+  CHECK_FALSE(
+      json_for_each_scalar(std::string(300, '[') + std::string(300, ']'), [](Span, bool) {}));
 }

@@ -20,7 +20,8 @@ namespace {
 std::unique_ptr<Transform> make(const std::string& body) {
   std::string yaml =
       "data_dir: /tmp/redact-unit\nsources: {app: {type: file, include: [/x]}}\n"
-      "sinks: {out: {type: blackhole, inputs: [t]}}\ntransforms:\n  t:\n    inputs: [app]\n" + body;
+      "sinks: {out: {type: blackhole, inputs: [t]}}\ntransforms:\n  t:\n    inputs: [app]\n" +
+      body;
   Config cfg = load_config_text(yaml, "t.yaml");
   auto& d = cfg.transforms.at(0);
   ComponentContext ctx;
@@ -57,8 +58,11 @@ TEST_CASE("redact: plain text and the same values in JSON, with and without esca
   auto t = make(kAll);
   CHECK(*run(*t, "mail bob@example.com from 10.1.2.3 card 4111-1111-1111-1111") ==
         "mail [REDACTED] from [REDACTED] card [REDACTED]");
-  std::string j = *run(*t, R"({"u":"bob@example.com","ip":"10.1.2.3","n":4111111111111111,"bob@example.com":1})");
-  CHECK(j == R"({"u":"[REDACTED]","ip":"[REDACTED]","n":"[REDACTED]","bob@example.com":1})");  // keys stay
+  std::string j = *run(
+      *t, R"({"u":"bob@example.com","ip":"10.1.2.3","n":4111111111111111,"bob@example.com":1})");
+  CHECK(
+      j ==
+      R"({"u":"[REDACTED]","ip":"[REDACTED]","n":"[REDACTED]","bob@example.com":1})");  // keys stay
   // Escapes: decoded, matched, re-encoded (the slow path); still valid JSON.
   std::string esc = *run(*t, R"({"m":"line1\nbob@example.com \"quoted\" \u0061lice@example.org"})");
   CHECK(valid_json(esc));
@@ -71,8 +75,9 @@ TEST_CASE("redact: plain text and the same values in JSON, with and without esca
 }
 
 TEST_CASE("redact: mask_with is escaped inside JSON, keep_last keeps characters") {
-  auto t = make("    type: redact\n    rules:\n      - match: [credit_card]\n        mask_with: '\"x\\'\n"
-                "        keep_last: 4\n");
+  auto t = make(
+      "    type: redact\n    rules:\n      - match: [credit_card]\n        mask_with: '\"x\\'\n"
+      "        keep_last: 4\n");
   std::string j = *run(*t, R"({"c":"4111 1111 1111 1111"})");
   CHECK(valid_json(j));
   CHECK(j == R"({"c":"\"x\\1111"})");
@@ -85,10 +90,12 @@ TEST_CASE("redact: fields scope, drop_field, drop_event, user patterns") {
       "      - match: [us_ssn]\n        fields: [.user.ssn]\n        action: drop_field\n"
       "      - match: [jwt]\n        action: drop_event\n"
       "      - match: [{regex: 'order-[0-9]+'}]\n        mask_with: 'order-*'\n");
-  std::string j = *run(*t, R"({"user":{"email":"a@b.io","ssn":"078-05-1120"},"note":"a@b.io order-42"})");
+  std::string j =
+      *run(*t, R"({"user":{"email":"a@b.io","ssn":"078-05-1120"},"note":"a@b.io order-42"})");
   CHECK(j == R"({"user":{"email":"[REDACTED]"},"note":"a@b.io order-*"})");
   CHECK_FALSE(run(*t, "token eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2lnbmF0dXJl here"));
-  CHECK(*run(*t, "plain a@b.io order-7") == "plain a@b.io order-*");  // fields of a plain event: absent
+  CHECK(*run(*t, "plain a@b.io order-7") ==
+        "plain a@b.io order-*");  // fields of a plain event: absent
 }
 
 TEST_CASE("redact: hash is HMAC-SHA256 with prefix and length") {
@@ -102,8 +109,10 @@ TEST_CASE("redact: hash is HMAC-SHA256 with prefix and length") {
   fputs("key\n", f);
   fclose(f);
   chmod(key.c_str(), 0600);
-  auto t = make("    type: redact\n    rules:\n      - match: [email]\n        action: hash\n"
-                "    hash: {key_file: " + key + ", prefix: 'u_', length: 12}\n");
+  auto t = make(
+      "    type: redact\n    rules:\n      - match: [email]\n        action: hash\n"
+      "    hash: {key_file: " +
+      key + ", prefix: 'u_', length: 12}\n");
   std::string out = *run(*t, "who bob@example.com");
   CHECK(out == "who u_b55c2e91fb86");
   CHECK(out == *run(*t, "who bob@example.com"));
