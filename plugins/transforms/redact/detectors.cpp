@@ -517,6 +517,19 @@ void scan_ipv6(std::string_view t, std::vector<Match>& out) {
 // in it matches, and a candidate mixing separators (`4111-1111 1111-1111`) is not a card. The
 // match spans first to last digit. Work per group is bounded (a card spans at most 6 groups and
 // 19 digits), so long runs are scanned in linear time.
+// Alphanumeric tokens: digits that belong to a token with letters are not card digits. A "chain"
+// is a maximal part of a run whose groups are joined by '-' only. A chain at an end of its run
+// that is glued to an ASCII letter (the byte before its first digit or after its last digit is
+// [A-Za-z]), or joined by a single '-' to a hex word (a maximal [A-Za-z0-9] word of at least 4
+// characters, all [0-9A-Fa-f], so with a letter), is part of such a token (UUIDs, hex ids) and is
+// cut off the run; cards are looked for in the rest, i.e. in the groups joined to it by a space.
+// So `663b9755-3617-8768-9821-8451b27c4a10` (the chain 9755-3617-8768-9821-8451 is glued to
+// letters; its all-digit 3617-8768-9821-8451 is Luhn-valid), `ab4111111111111111`,
+// `4111111111111111z`, `4111-1111-1111-1111x` and `deadbeef-4111-1111-1111-1111` match nothing,
+// while `v2 4111 1111 1111 1111` (only the chain `2` is cut), `card-4111-1111-1111-1111` and
+// `cc-4111-1111-1111-1111` (not hex words) and `x:4111111111111111` (not a letter) match the
+// card. Limitation: a UUID whose hex segments next to the card are all digits (e.g.
+// `12345678-3617-8768-9821-845112345678`) is digits only, not told apart from a run of numbers.
 // Candidate start: 4 digits not preceded by a digit, then a digit or a separator, then a digit
 // (every card starts so, grouped or not); groups of the run before it start no card.
 inline bool card_candidate(std::string_view t, size_t p) {
@@ -550,6 +563,24 @@ struct Luhn {
   }
   bool valid() const { return len >= 13 && len <= 19 && sum[len & 1] % 10 == 0; }
 };
+
+// Whether the run starting at s is glued to a letter or joined by '-' to a hex word before it
+// (see above); token_glued_after: the same after the run ending at e.
+inline bool token_glued_before(std::string_view t, size_t s) {
+  if (s > 0 && is(t[s - 1], kAlpha)) return true;
+  if (s < 2 || t[s - 1] != '-' || !is(t[s - 2], kHexLetter)) return false;
+  size_t q = s - 1;
+  while (q > 0 && is_hex(t[q - 1])) --q;
+  return s - 1 - q >= 4 && (q == 0 || !is(t[q - 1], kAlnum));
+}
+inline bool token_glued_after(std::string_view t, size_t e) {
+  const size_t n = t.size();
+  if (e < n && is(t[e], kAlpha)) return true;
+  if (e + 1 >= n || t[e] != '-' || !is(t[e + 1], kHexLetter)) return false;
+  size_t r = e + 1;
+  while (r < n && is_hex(t[r])) ++r;
+  return r - (e + 1) >= 4 && (r == n || !is(t[r], kAlnum));
+}
 
 // Finds the cards in the rest of a run, from k (the start of one of its groups) on; returns the
 // end of the run. Walks the run with a window of its next kMaxGroups groups (a ring, first group
@@ -629,10 +660,34 @@ void scan_credit_card(std::string_view t, std::vector<Match>& out) {
     return 0;
 #endif
   };
+  const size_t n = t.size();
+  auto is_sep = [](char c) { return c == ' ' || c == '-'; };
   size_t pos = 0, k;
   while ((k = find_pattern<26>(t, pos, simd, [&](size_t p) { return card_candidate(t, p); })) !=
          npos) {
-    pos = scan_card_run(t, k, out);
+    // The start s of the run around k (its groups before k start no card).
+    size_t s = k;
+    while (s >= 2 && is_sep(t[s - 1]) && is_digit(t[s - 2])) {
+      s -= 2;
+      while (s > 0 && is_digit(t[s - 1])) --s;
+    }
+    if (token_glued_before(t, s)) {  // cut the first chain and the space after it
+      while (s < n && (is_digit(t[s]) || (t[s] == '-' && s + 1 < n && is_digit(t[s + 1])))) ++s;
+      if (!(s + 1 < n && t[s] == ' ' && is_digit(t[s + 1]))) {
+        pos = s;  // the run ends with its first chain
+        continue;
+      }
+      if (k < ++s) k = s;
+    }
+    const size_t before = out.size();
+    const size_t e = scan_card_run(t, k, out);
+    pos = e;
+    if (token_glued_after(t, e)) {  // rescan without the last chain and the space before it
+      out.resize(before);
+      size_t c = e;
+      while (c > k && t[c - 1] != ' ') --c;
+      if (c > k) scan_card_run(t.substr(0, c - 1), k, out);
+    }
   }
 }
 

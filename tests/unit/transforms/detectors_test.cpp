@@ -244,6 +244,38 @@ TEST_CASE("credit_card: a card joined by a separator to other digits") {
   CHECK(found(d, "74111 1111 1111 1111").empty());  // nor a first group
 }
 
+TEST_CASE("credit_card: digits of alphanumeric tokens (UUIDs, hex ids) are not cards") {
+  const Detector d = Detector::kCreditCard;
+  // 3617-8768-9821-8451 is Luhn-valid, but its chain is glued to letters.
+  CHECK(found(d, "663b9755-3617-8768-9821-8451b27c4a10").empty());
+  CHECK(found(d, R"({"request_id":"663b9755-3617-8768-9821-8451b27c4a10"})").empty());
+  CHECK(found(d, "ab4111111111111111").empty());
+  CHECK(found(d, "4111111111111111z").empty());
+  CHECK(found(d, "x4111-1111-1111-1111").empty());
+  CHECK(found(d, "4111-1111-1111-1111x").empty());
+  CHECK(found(d, "4111 1111 1111 1111x").empty());  // the cut leaves 12 digits
+  // joined by '-' to a hex word of 4+ characters
+  CHECK(found(d, "deadbeef-4111-1111-1111-1111").empty());
+  CHECK(found(d, "4111-1111-1111-1111-beef").empty());
+  CHECK(found(d, "id=0a1b-4111111111111111").empty());
+  // positives
+  CHECK(found(d, "card 4111 1111 1111 1111") == S{"4111 1111 1111 1111"});
+  CHECK(spans(d, "2024-01-01 4111111111111111") == P{{11, 27}});
+  CHECK(spans(d, "amount 100 4111-1111-1111-1111") == P{{11, 30}});
+  CHECK(found(d, R"({"a":"4111111111111111"})") == S{"4111111111111111"});
+  CHECK(found(d, "x:4111111111111111") == S{"4111111111111111"});
+  CHECK(found(d, "=4111111111111111&") == S{"4111111111111111"});
+  CHECK(found(d, "card-4111-1111-1111-1111") == S{"4111-1111-1111-1111"});  // not a hex word
+  CHECK(found(d, "cc-4111-1111-1111-1111") == S{"4111-1111-1111-1111"});    // shorter than 4
+  CHECK(found(d, "xdeadbeef-4111111111111111") == S{"4111111111111111"});   // word not all hex
+  CHECK(found(d, "beef 4111111111111111") == S{"4111111111111111"});        // joined by a space
+  // only the glued chain is cut; the groups joined to it by a space remain
+  CHECK(spans(d, "v2 4111 1111 1111 1111") == P{{3, 22}});
+  CHECK(spans(d, "a1-2 4111-1111-1111-1111 5b") == P{{5, 24}});
+  CHECK(spans(d, "deadbeef-1234 4111111111111111 1-beef") == P{{14, 30}});
+  CHECK(found(d, "v2 4111 1111 1111 1112").empty());
+}
+
 TEST_CASE("credit_card: long runs are scanned in linear time") {
   const Detector d = Detector::kCreditCard;
   std::string ones;
