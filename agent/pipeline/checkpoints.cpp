@@ -1,5 +1,7 @@
 #include "agent/pipeline/checkpoints.h"
 
+#include "agent/core/blocking.h"
+
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -113,6 +115,7 @@ bool CheckpointStore::write_one(const std::string& id, const std::string& state)
 }
 
 bool CheckpointStore::flush_all() {
+  std::lock_guard flush_lock(flush_mu_);
   std::map<std::string, std::string> todo;
   std::vector<std::function<std::string()>> fns;
   std::vector<std::string> fn_ids;
@@ -146,7 +149,9 @@ awaitable<void> CheckpointStore::run(Lifecycle& lc) {
   // Coalesce: at most one write per component per interval.
   for (;;) {
     bool stop = co_await lc.sleep(interval_);
-    flush_all();
+    // fsync on a busy disk can take a second: never on the I/O loop's threads.
+    auto flush = [this] { return flush_all() ? 1 : 0; };
+    co_await run_blocking(std::move(flush));
     if (stop) co_return;
   }
 }

@@ -44,6 +44,7 @@ class CheckpointStore {
   std::string dir_;
   std::chrono::milliseconds interval_;
   mutable std::mutex mu_;
+  std::mutex flush_mu_;  ///< one flush at a time (the loop's, on the blocking pool, and the final one)
   std::map<std::string, std::string> dirty_;
   std::map<std::string, std::function<std::string()>> providers_;
   std::set<std::string> dirty_providers_;

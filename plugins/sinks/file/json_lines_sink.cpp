@@ -9,6 +9,7 @@
 
 #include <fmt/format.h>
 
+#include "agent/core/blocking.h"
 #include "agent/core/log.h"
 #include "plugins/sinks/splunk_hec/encoder.h"
 
@@ -106,7 +107,14 @@ awaitable<void> JsonLinesSink::run(BatchChannel& in) {
     // Delivered means on disk: the data reaches stable storage before the acknowledgement lets
     // sources move their checkpoints (one fdatasync per group of batches, not per batch).
     DeliveryStatus status = DeliveryStatus::kDelivered;
-    if (!path_.empty() && ::fdatasync(fd_) != 0 && errno != EINVAL && errno != EROFS) {
+    int sync_err = 0;
+    if (!path_.empty()) {
+      // Off the I/O loop's threads: a sync on a busy disk must not stall the sources.
+      auto sync = [fd = fd_] { return ::fdatasync(fd) == 0 ? 0 : errno; };
+      sync_err = co_await run_blocking(std::move(sync));
+    }
+    if (sync_err != 0 && sync_err != EINVAL && sync_err != EROFS) {
+      errno = sync_err;
       // After a failed sync the kernel may have dropped the pages: the data is not acknowledged,
       // so the sources keep their checkpoints and read it again after a restart (duplicates,
       // never loss).
