@@ -45,4 +45,16 @@ class BatchBuilder {
   EventBatch out_;
 };
 
+/// The events of `in` whose `keep` flag is set (`kept` of them): `in` itself when all are,
+/// null when none is, else a copy of those.
+inline BatchPtr keep_subset(const BatchPtr& in, const std::vector<uint8_t>& keep, size_t kept) {
+  const EventBatch& b = *in;
+  if (kept == b.size()) return in;
+  if (kept == 0) return nullptr;
+  BatchBuilder bb(b);
+  for (size_t i = 0; i < b.size(); ++i)
+    if (keep[i]) bb.add(b.events()[i]);
+  return bb.finish();
+}
+
 }  // namespace logship::transform

@@ -47,15 +47,7 @@ class SampleTransform final : public Transform {
       }
     }
     sampled_.inc(b.size() - kept);
-    if (kept == b.size()) {
-      out[0] = in;
-      return;
-    }
-    if (kept == 0) return;
-    transform::BatchBuilder bb(b);
-    for (size_t i = 0; i < b.size(); ++i)
-      if (keep_[i]) bb.add(b.events()[i]);
-    out[0] = bb.finish();
+    out[0] = transform::keep_subset(in, keep_, kept);
   }
 
  private:

@@ -59,15 +59,7 @@ class ThrottleTransform final : public Transform {
     }
     keys_.set(static_cast<int64_t>(state_.size()));
     throttled_.inc(b.size() - kept);
-    if (kept == b.size()) {
-      out[0] = in;
-      return;
-    }
-    if (kept == 0) return;
-    transform::BatchBuilder bb(b);
-    for (size_t i = 0; i < b.size(); ++i)
-      if (keep_[i]) bb.add(b.events()[i]);
-    out[0] = bb.finish();
+    out[0] = transform::keep_subset(in, keep_, kept);
   }
 
  private:
