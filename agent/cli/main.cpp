@@ -7,6 +7,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include "agent/cli/replay.h"
 #include "agent/cli/runtime.h"
 #include "agent/cli/version.h"
 #include "agent/config/config.h"
@@ -38,6 +39,24 @@ int main(int argc, char** argv) {
   dl->add_option("--sink", dl_sink, "Sink id")->required();
   dl->add_flag("--follow", dl_follow, "Keep printing new dead letters until interrupted");
   app.add_subcommand("version", "Print the version and the linked libraries");
+  ReplayArgs ra;
+  auto* rp = app.add_subcommand("replay", "Backfill archived logs (S3 prefixes, local files) through a source's "
+                                          "settings, transforms and sinks (docs/replay.md)");
+  rp->add_option("-c,--config", ra.config, "Configuration file (YAML)")->required();
+  rp->add_option("--source", ra.source, "Id of the s3 or file source whose settings apply");
+  rp->add_option("--from", ra.from, "s3://bucket/prefix, or local paths and globs (.gz, .zst, plain)");
+  rp->add_option("--since", ra.since, "Oldest event time: RFC 3339 or a date (2026-11-01)");
+  rp->add_option("--until", ra.until, "Events before this time: RFC 3339 or a date");
+  rp->add_option("--sink", ra.sinks, "Only these sinks (default: every sink the source feeds)");
+  rp->add_option("--rate", ra.rate, "Event bytes per second, e.g. 2MiB/s");
+  rp->add_option("--events-rate", ra.events_rate, "Events per second");
+  rp->add_flag("--dry-run", ra.dry_run, "List and count what would be sent; send nothing");
+  rp->add_option("--resume", ra.resume, "Continue an interrupted run");
+  rp->add_option("--run-id", ra.run_id, "Name of the run (default <source>-<UTC time>)");
+  rp->add_flag("--no-mark", ra.no_mark, "Do not add the indexed field logship_replay=<run id>");
+  rp->add_option("--summary-json", ra.summary_json, "Also write the summary as JSON to this file");
+  rp->add_option("--log-level", ra.log_level, "Overrides log.level");
+  rp->add_option("--drain-timeout", ra.drain, "Time allowed to drain on Ctrl-C (default 30s)");
 
   try {
     app.parse(argc, argv);
@@ -46,6 +65,14 @@ int main(int argc, char** argv) {
     return rc == 0 ? 0 : 2;
   }
 
+  if (app.got_subcommand("replay")) {
+    try {
+      return replay_command(ra);
+    } catch (const std::exception& e) {
+      std::cerr << "logship replay: " << e.what() << "\n";
+      return 1;
+    }
+  }
   if (app.got_subcommand("version")) {
     std::cout << version_text();
     return 0;

@@ -11,6 +11,7 @@
 #include <fstream>
 #include <map>
 #include <mutex>
+#include <set>
 #include <thread>
 
 #include <boost/asio/bind_executor.hpp>
@@ -26,6 +27,7 @@
 #include "agent/core/units.h"
 #include "agent/observe/admin_server.h"
 #include "agent/pipeline/checkpoints.h"
+#include "agent/replay/replay.h"
 #include "plugins/sources/file/config.h"
 #include "agent/pipeline/registry.h"
 
@@ -89,15 +91,21 @@ struct Runtime::Impl {
   std::vector<SourceEntry> sources;
   std::vector<TransformEntry> transforms;
 
-  explicit Impl(Config c) : cfg(std::move(c)) {
-    checkpoints = std::make_unique<CheckpointStore>(cfg.data_dir);
+  std::optional<ReplaySpec> replay;
+
+  explicit Impl(Config c, std::optional<ReplaySpec> rs = std::nullopt) : cfg(std::move(c)), replay(std::move(rs)) {
+    // A replay keeps its checkpoints (and spool files, default dead letters) in its own
+    // directory: the live pipeline's are never touched.
+    const std::string data_dir = replay ? replay->run_dir : cfg.data_dir;
+    checkpoints = std::make_unique<CheckpointStore>(data_dir);
     const Registry& reg = builtin_registry();
     auto make_ctx = [&](const ComponentDecl& d) {
       ComponentContext ctx;
       ctx.id = d.id;
       ctx.type = d.type;
       ctx.kind = d.kind;
-      ctx.data_dir = cfg.data_dir;
+      ctx.data_dir = data_dir;
+      if (replay) ctx.dead_letter_suffix = ".replay-" + replay->ctx->run_id;
       ctx.executor = ioc.get_executor();
       ctx.lifecycle = &stop;
       ctx.abort = &abort;
@@ -192,6 +200,12 @@ struct Runtime::Impl {
               when_full = b->choice("when_full", "block", {"block", "drop_newest"});
               b->finish();
             }
+            if (disk && replay) {
+              // A replay reads its input again whenever it must: memory is enough, and the live
+              // process owns the disk buffer's files.
+              max_bytes = std::min<uint64_t>(max_bytes, 64ull << 20);
+              disk.reset();
+            }
             if (disk) {
               disk->max_bytes = std::max<uint64_t>(max_bytes, 2 * (1u << 20));
               disk->segment_bytes = std::min(disk->segment_bytes,
@@ -224,6 +238,7 @@ struct Runtime::Impl {
                                                d.type, fmt::join(reg.source_types(), ", ")));
             SourceEntry e;
             e.ctx = make_ctx(d);
+            if (replay && d.id == replay->source_id) e.ctx.replay = replay->ctx;
             e.source = (*f)(*d.node, e.ctx);
             d.node->finish();
             sources.push_back(std::move(e));
@@ -231,6 +246,7 @@ struct Runtime::Impl {
           d.node.get());
     }
     if (errors) errors->finish();  // throws every error of the configuration, in file order
+    if (replay) keep_replayed();
     // Every output by the name consumers list in `inputs`: a source's id, a transform's id, or
     // `<route id>.<route name>`.
     std::map<std::string, Fanout*> producers;
@@ -247,6 +263,56 @@ struct Runtime::Impl {
         if (auto it = producers.find(in); it != producers.end())
           it->second->add(k.in.get(), k.drop_newest,
                           k.drop_newest ? &k.buffer_metrics->dropped("buffer_full") : nullptr);
+  }
+
+  /// Replay mode: keeps the replayed source and the transforms and sinks it feeds (only the
+  /// --sink ones when given); the others are built (their configuration checked), never run.
+  void keep_replayed() {
+    const std::string& id = replay->source_id;
+    auto src = std::find_if(sources.begin(), sources.end(), [&](auto& s) { return s.ctx.id == id; });
+    if (src == sources.end()) {
+      std::vector<std::string> ids;
+      for (auto& s : sources) ids.push_back(s.ctx.id);
+      throw UsageError(fmt::format("--source {}: no such source in {} (sources: {})", id, cfg.file,
+                                   ids.empty() ? std::string("none") : fmt::format("{}", fmt::join(ids, ", "))));
+    }
+    if (src->ctx.type != "s3" && src->ctx.type != "file")
+      throw UsageError(fmt::format("--source {}: a {} source cannot be replayed (only s3 and file sources)", id,
+                                   src->ctx.type));
+    bool s3_uris = !replay->ctx->from.empty() && replay->ctx->from.front().starts_with("s3://");
+    if (src->ctx.type == "s3" && !s3_uris)
+      throw UsageError(fmt::format("--source {} is an s3 source: --from takes s3://bucket/prefix", id));
+    if (src->ctx.type == "file" && s3_uris)
+      throw UsageError(fmt::format("--source {} is a file source: --from takes local paths or globs", id));
+    std::set<std::string> reach{id};
+    std::set<std::string> kept_t;  // transform ids
+    for (bool grew = true; grew;) {
+      grew = false;
+      for (auto& t : transforms) {
+        if (kept_t.count(t.ctx.id)) continue;
+        if (std::none_of(t.inputs.begin(), t.inputs.end(), [&](auto& in) { return reach.count(in) > 0; }))
+          continue;
+        kept_t.insert(t.ctx.id);
+        grew = true;
+        for (auto& o : t.output_names) reach.insert(o.empty() ? t.ctx.id : t.ctx.id + "." + o);
+      }
+    }
+    for (auto& want : replay->sinks) {
+      auto k = std::find_if(sinks.begin(), sinks.end(), [&](auto& e) { return e.ctx.id == want; });
+      if (k == sinks.end())
+        throw UsageError(fmt::format("--sink {}: no such sink in {}", want, cfg.file));
+      if (std::none_of(k->inputs.begin(), k->inputs.end(), [&](auto& in) { return reach.count(in) > 0; }))
+        throw UsageError(fmt::format("--sink {}: it does not receive the events of source {}", want, id));
+    }
+    std::erase_if(sources, [&](auto& s) { return s.ctx.id != id; });
+    std::erase_if(transforms, [&](auto& t) { return !kept_t.count(t.ctx.id); });
+    std::erase_if(sinks, [&](auto& k) {
+      if (!replay->sinks.empty() &&
+          std::find(replay->sinks.begin(), replay->sinks.end(), k.ctx.id) == replay->sinks.end())
+        return true;
+      return std::none_of(k.inputs.begin(), k.inputs.end(), [&](auto& in) { return reach.count(in) > 0; });
+    });
+    if (sinks.empty()) throw UsageError(fmt::format("--source {}: it feeds no sink", id));
   }
 
   /// Consumers of `name` (a source, a transform or `<route>.<name>`), for describe().
@@ -360,6 +426,19 @@ struct Runtime::Impl {
 };
 
 Runtime::Runtime(Config cfg) : impl_(std::make_unique<Impl>(std::move(cfg))) {}
+Runtime::Runtime(Config cfg, ReplaySpec spec) : impl_(std::make_unique<Impl>(std::move(cfg), std::move(spec))) {}
+
+uint64_t Runtime::dead_lettered() const {
+  uint64_t n = 0;
+  for (auto& k : impl_->sinks) n += ComponentMetrics(k.ctx.id, k.ctx.type, "sink").dropped("dead_letter").value();
+  return n;
+}
+
+std::vector<std::string> Runtime::sink_ids() const {
+  std::vector<std::string> ids;
+  for (auto& k : impl_->sinks) ids.push_back(k.ctx.id);
+  return ids;
+}
 Runtime::~Runtime() = default;
 std::string Runtime::describe() const { return impl_->describe(); }
 
@@ -422,7 +501,8 @@ int lock_data_dir(const std::string& dir, std::string& err) {
 int Runtime::run(std::chrono::milliseconds drain_timeout) {
   Impl& m = *impl_;
   std::string err;
-  int lock_fd = lock_data_dir(m.cfg.data_dir, err);
+  // A replay holds its own run directory's lock: it runs beside the live process.
+  int lock_fd = lock_data_dir(m.replay ? m.replay->run_dir : m.cfg.data_dir, err);
   if (lock_fd < 0) {
     spdlog::error("{}", err);
     return lock_fd == -2 ? 2 : 1;
@@ -487,7 +567,7 @@ int Runtime::run(std::chrono::milliseconds drain_timeout) {
 
   // Admin endpoint.
   std::unique_ptr<AdminServer> admin;
-  if (m.cfg.admin_address) {
+  if (m.cfg.admin_address && !m.replay) {
     admin = std::make_unique<AdminServer>(m.ioc.get_executor(), *m.cfg.admin_address, [&m] {
       for (auto& s : m.sources)
         if (!s.source->ready()) return false;
@@ -524,6 +604,7 @@ int Runtime::run(std::chrono::milliseconds drain_timeout) {
             if (k.out) k.out->abort();
           }
         } else {
+          if (m.replay) m.replay->ctx->interrupted = true;
           begin_stop(sig == SIGTERM ? "SIGTERM" : "SIGINT");
         }
         signals.async_wait(asio::bind_executor(signal_strand, on_signal));
@@ -634,7 +715,7 @@ int Runtime::run(std::chrono::milliseconds drain_timeout) {
   spdlog::info("logship {} running: {} source(s), {} transform(s), {} sink(s), {} thread(s), "
                "data_dir {}",
                LOGSHIP_VERSION, m.sources.size(), m.transforms.size(), m.sinks.size(), n,
-               m.cfg.data_dir);
+               m.replay ? m.replay->run_dir : m.cfg.data_dir);
   std::vector<std::thread> pool;
   for (int i = 1; i < n; ++i) pool.emplace_back([&] { m.ioc.run(); });
   m.ioc.run();

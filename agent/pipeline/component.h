@@ -14,6 +14,9 @@
 namespace logship {
 
 class CheckpointStore;
+namespace replay {
+struct Context;
+}
 using BatchChannel = Channel<BatchRef>;
 
 /// What a component gets from the runtime. Constructors must not do I/O (`logship check` builds
@@ -30,6 +33,13 @@ struct ComponentContext {
   /// The top-level `encryption` key ring (null when unset): whatever a component writes that
   /// holds event data (dead letters) is sealed with it. Filled before run() starts.
   std::shared_ptr<const crypto::KeyRing> at_rest;
+  /// `logship replay`: set on the one source the run replays (agent/replay/replay.h); that
+  /// source reads what the run names, once, and returns.
+  std::shared_ptr<replay::Context> replay;
+  /// `logship replay`: appended to a sink's explicitly configured dead-letter path, so a replay
+  /// never appends to the file the live process writes (the default path is under data_dir,
+  /// which is the run's own directory then).
+  std::string dead_letter_suffix;
 };
 
 /// A source's output: the input channels of every component that lists it in `inputs`.

@@ -11,6 +11,9 @@ void register_sinks_splunk_hec(Registry& r) {
              [](ConfigNode& cfg, const ComponentContext& ctx) -> std::unique_ptr<Sink> {
                HecSinkConfig c = parse_hec_sink_config(cfg, ctx.data_dir, ctx.id);
                cfg.throw_if_errors();
+               if (!ctx.dead_letter_suffix.empty() &&
+                   c.dead_letter_path != ctx.data_dir + "/dead_letter/" + ctx.id + ".jsonl")
+                 c.dead_letter_path += ctx.dead_letter_suffix;
                return std::make_unique<HecSink>(std::move(c), ctx);
              });
 }

@@ -35,6 +35,11 @@ std::optional<ListPage> parse_list_objects_v2(std::string_view xml, std::string*
     }
     page.objects.push_back(std::move(o));
   }
+  for (std::string_view c : aws::xml_elements(xml, "CommonPrefixes")) {
+    auto p = aws::xml_text(c, "Prefix");
+    if (!p) return fail("<CommonPrefixes> without <Prefix>");
+    page.common_prefixes.push_back(std::move(*p));
+  }
   if (auto t = aws::xml_text(xml, "IsTruncated")) page.truncated = *t == "true";
   if (auto t = aws::xml_text(xml, "NextContinuationToken")) page.next_token = std::move(*t);
   if (page.truncated && page.next_token.empty())

@@ -27,6 +27,8 @@ struct ListPage {
   std::vector<ObjectInfo> objects;
   bool truncated = false;
   std::string next_token;  ///< NextContinuationToken
+  /// `<CommonPrefixes><Prefix>`: the "directories" of a listing made with a delimiter.
+  std::vector<std::string> common_prefixes;
 };
 
 /// Parses a ListBucketResult; nullopt (with `error` set) when it is not one.

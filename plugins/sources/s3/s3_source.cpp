@@ -32,6 +32,7 @@
 #include "agent/pipeline/checkpoints.h"
 #include "agent/pipeline/event_id.h"
 #include "agent/pipeline/wait_queue.h"
+#include "agent/replay/replay.h"
 #include "plugins/formats/decompress.h"
 #include "plugins/formats/format.h"
 #include "plugins/sources/file/discovery.h"
@@ -153,6 +154,7 @@ class S3Source final : public Source {
   S3Source(S3SourceConfig cfg, const ComponentContext& ctx)
       : cfg_(std::move(cfg)),
         ctx_(ctx),
+        rp_(ctx.replay),
         m_(ctx.id, ctx.type, ctx.kind),
         objects_done_(metrics().counter("logship_s3_objects_total", "S3 objects finished, by final status",
                                         {{"component_id", ctx.id}, {"status", "done"}})),
@@ -184,6 +186,14 @@ class S3Source final : public Source {
                                        {{"component_id", ctx.id}})),
         active_gauge_(metrics().gauge("logship_s3_objects_in_progress", "Objects being read now",
                                       {{"component_id", ctx.id}})) {
+    if (rp_) {
+      // A replay lists what the run names, once: the live mode's settings do not apply.
+      cfg_.mode = "poll";
+      if (rp_->limiter) {
+        batch_bytes_ = rp_->limiter->batch_bytes(kBatchBytes);
+        batch_events_ = rp_->limiter->batch_events(kBatchEvents);
+      }
+    }
     fopts_.format = *formats::parse_format(cfg_.format);
     fopts_.indexed_fields = cfg_.indexed_fields;
     fopts_.vpc_emit_json = cfg_.vpc_emit_json;
@@ -207,6 +217,10 @@ class S3Source final : public Source {
         spdlog::warn("[{}] client_side_encryption.allow_legacy: v1 (AES/CBC) and kms-wrapped objects without an "
                      "encryption context are read; they are not authenticated (an altered object is not detected)",
                      ctx_.id);
+    }
+    if (rp_) {
+      co_await run_replay(out);
+      co_return;
     }
     if (cfg_.mode == "sqs") {
       co_await run_sqs(out);
@@ -291,10 +305,11 @@ class S3Source final : public Source {
     auto p = endpoint_.find("://");
     return endpoint_.substr(0, p + 3) + bucket + "." + endpoint_.substr(p + 3) + "/" + enc;
   }
-  std::string bucket_url() const {
-    if (path_style_) return endpoint_ + "/" + cfg_.bucket;
+  std::string bucket_url() const { return bucket_url(cfg_.bucket); }
+  std::string bucket_url(const std::string& bucket) const {
+    if (path_style_) return endpoint_ + "/" + bucket;
     auto p = endpoint_.find("://");
-    return endpoint_.substr(0, p + 3) + cfg_.bucket + "." + endpoint_.substr(p + 3) + "/";
+    return endpoint_.substr(0, p + 3) + bucket + "." + endpoint_.substr(p + 3) + "/";
   }
 
   aws::SendOptions send_options() const {
@@ -788,6 +803,7 @@ class S3Source final : public Source {
     std::lock_guard lk(mu_);
     active_.erase(State::hash(o.state_key(), o.version()));
     active_gauge_.set(static_cast<int64_t>(active_.size()));
+    wq_.notify_all();
   }
 
   struct Fetch {
@@ -832,6 +848,10 @@ class S3Source final : public Source {
     prog->checkpoints = ctx_.checkpoints;
     prog->id = ctx_.id;
     prog->on_final = [this](const ObjectInfo& obj, bool finished, bool failed) {
+      if (rp_ && finished) {
+        rp_->progress.units_done.fetch_add(1, std::memory_order_relaxed);
+        rp_->progress.bytes_done.fetch_add(obj.size, std::memory_order_relaxed);
+      }
       release(obj, finished, false);
       if (sqs_) sqs_object_final(obj, finished, failed);
     };
@@ -849,30 +869,44 @@ class S3Source final : public Source {
     uint16_t meta[4] = {0, 0, 0, 0};  // host, source, sourcetype, index: interned once a batch
     auto start_batch = [&] {
       batch = EventBatch();
-      batch.reserve(1024, kBatchBytes + 64 * 1024);
+      batch.reserve(std::min<size_t>(1024, batch_events_), batch_bytes_ + 64 * 1024);
       meta[0] = batch.intern(cfg_.host);
       meta[1] = batch.intern(what);
       meta[2] = batch.intern(cfg_.sourcetype);
       meta[3] = batch.intern(cfg_.index);
     };
     start_batch();
-    const int64_t read_time = now_ns();
+    // A replayed record without a time of its own takes the time its object was stored.
+    const int64_t read_time = rp_ ? o.last_modified_ns : now_ns();
+    std::string fields;
     auto emit = [&](const formats::Record& r) {
       if (index++ < skip) return;
-      Event& e = batch.add(r.text, r.time_set ? r.time_ns : read_time);
+      const int64_t t = r.time_set ? r.time_ns : read_time;
+      if (rp_) {
+        if (!rp_->window.contains(t)) {
+          rp_->progress.events_outside.fetch_add(1, std::memory_order_relaxed);
+          return;
+        }
+        rp_->progress.saw_time(t);
+      }
+      Event& e = batch.add(r.text, t);
       if (r.json_value) e.flags |= Event::kJsonValue;
+      std::string_view f = r.fields_json;
       if (cfg_.event_id) {
         // The record's position: the object (its URI and ETag) and its index in it.
-        batch.set_fields(batch.events().back(),
-                         with_event_id(r.fields_json, event_id(ctx_.id, what + "\n" + o.etag, index - 1, 0)));
-      } else if (!r.fields_json.empty()) {
-        batch.set_fields(e, r.fields_json);
+        fields = with_event_id(f, event_id(ctx_.id, what + "\n" + o.etag, index - 1, 0));
+        f = fields;
       }
+      if (rp_ && !rp_->mark.empty()) {
+        fields = replay::with_mark(f, rp_->mark);
+        f = fields;
+      }
+      if (!f.empty()) batch.set_fields(batch.events().back(), f);
       e.host = meta[0];
       e.source = meta[1];
       e.sourcetype = meta[2];
       e.index = meta[3];
-      if (batch.text_bytes() >= kBatchBytes || batch.size() >= kBatchEvents) {
+      if (batch.text_bytes() >= batch_bytes_ || batch.size() >= batch_events_) {
         ready.emplace_back(std::move(batch), index);
         start_batch();
       }
@@ -884,6 +918,18 @@ class S3Source final : public Source {
     auto send_ready = [&]() -> awaitable<bool> {
       for (auto& [b, end] : ready) {
         if (b.empty()) continue;
+        if (rp_) {
+          // --rate / --events-rate: waits here (the batch is not counted as sent before).
+          uint64_t text = 0;  // the events' own text (not the fields added to them)
+          for (const Event& e : b.events()) text += e.length;
+          if (!co_await replay::throttle(rp_->limiter ? &*rp_->limiter : nullptr, *ctx_.lifecycle,
+                                         text, b.size())) {
+            ready.clear();
+            co_return false;
+          }
+          rp_->progress.events_sent.fetch_add(b.size(), std::memory_order_relaxed);
+          rp_->progress.event_bytes_sent.fetch_add(text, std::memory_order_relaxed);
+        }
         m_.received_events.inc(b.size());
         m_.received_bytes.inc(b.text_bytes());
         prog->add(end);
@@ -976,6 +1022,7 @@ class S3Source final : public Source {
           break;
         }
         compressed_bytes_.inc(got);
+        if (rp_) rp_->progress.bytes_read.fetch_add(got, std::memory_order_relaxed);
         uint64_t next_off = off + got;
         if (r.status == 200) next_off = o.size = std::max<uint64_t>(got, o.size);
         if (next_off < o.size && !ctx_.lifecycle->stopping())
@@ -1104,10 +1151,175 @@ class S3Source final : public Source {
                                    index, failure));
       prog->fail(failure);
       objects_failed_.inc();
+      if (rp_) rp_->progress.fail(what, failure);
+    } else if (!transient.empty() && rp_) {
+      report_error_for(m_, "object", "read", o.key, std::chrono::minutes(10), transient + "; retried");
+      std::lock_guard lk(mu_);
+      replay_retry_.push_back({o, transient});
     } else if (!transient.empty()) {
       report_error_for(m_, "object", "read", o.key, std::chrono::minutes(10), transient + "; retrying at the next poll");
     }
     prog->reader_done(complete && sent && failure.empty());
+  }
+
+  // ---- logship replay ------------------------------------------------------------------------
+  /// Lists each `--from` prefix once (date levels outside the window pruned before they are
+  /// listed), reads every selected object, retries transient failures three times, and returns.
+  awaitable<void> run_replay(Fanout& out) {
+    replay::Progress& P = rp_->progress;
+    bool ready = false;
+    for (int attempt = 0; attempt < 3 && !ready && !ctx_.lifecycle->stopping(); ++attempt) {
+      if (attempt > 0 && co_await ctx_.lifecycle->sleep(std::chrono::seconds(2 * attempt))) break;
+      ready = co_await setup();
+    }
+    if (!ready) {
+      if (!ctx_.lifecycle->stopping())
+        for (auto& uri : rp_->from) P.fail(uri, "no S3 client (region or credentials): see the log above");
+      P.listing_done = true;
+      co_return;
+    }
+    for (auto& uri : rp_->from) {
+      if (ctx_.lifecycle->stopping()) break;
+      // s3://bucket/prefix (validated by the command line).
+      std::string rest = uri.substr(5);
+      auto slash = rest.find('/');
+      std::string bucket = rest.substr(0, slash);
+      std::string prefix = slash == std::string::npos ? std::string() : rest.substr(slash + 1);
+      co_await replay_walk(bucket, prefix, out);
+    }
+    P.listing_done = true;
+    // Transient failures (throttling, timeouts, 5xx) are read again once the earlier attempt's
+    // batches are final, resuming after its acknowledged records.
+    for (int round = 1; round <= 3 && !ctx_.lifecycle->stopping(); ++round) {
+      co_await wq_.wait(mu_, [this] { return running_ == 0 && active_.empty(); });
+      std::vector<std::pair<ObjectInfo, std::string>> again;
+      {
+        std::lock_guard lk(mu_);
+        again.swap(replay_retry_);
+      }
+      if (again.empty()) break;
+      if (co_await ctx_.lifecycle->sleep(std::chrono::seconds(round))) {
+        std::lock_guard lk(mu_);
+        replay_retry_ = std::move(again);
+        break;
+      }
+      for (auto& [o, why] : again) {
+        co_await wait_workers(static_cast<size_t>(cfg_.max_concurrent_objects) - 1);
+        if (ctx_.lifecycle->stopping()) break;
+        start_reader(o, out);
+      }
+    }
+    co_await wq_.wait(mu_, [this] { return running_ == 0; });
+    if (!ctx_.lifecycle->stopping()) {
+      co_await wq_.wait(mu_, [this] { return active_.empty(); });
+      std::lock_guard lk(mu_);
+      for (auto& [o, why] : replay_retry_)
+        P.fail(fmt::format("s3://{}/{}", bucket_of(o), o.key), why + " (after 3 retries)");
+    }
+    http_->shutdown();
+    remove_spools();
+  }
+
+  /// One listing request with up to three retries; nullopt once they failed (recorded).
+  awaitable<std::optional<ListPage>> replay_list(const std::string& bucket, const std::string& prefix,
+                                                 bool delimited, const std::string& token) {
+    std::string uri = fmt::format("s3://{}/{}", bucket, prefix);
+    std::string why;
+    for (int attempt = 0; attempt < 4 && !ctx_.lifecycle->stopping(); ++attempt) {
+      if (attempt > 0 && co_await ctx_.lifecycle->sleep(std::chrono::seconds(attempt))) break;
+      HttpRequest req;
+      req.method = "GET";
+      std::string url = bucket_url(bucket) + "?list-type=2&max-keys=1000&prefix=" + aws::uri_encode(prefix, true);
+      if (delimited) url += "&delimiter=%2F";
+      if (!token.empty()) url += "&continuation-token=" + aws::uri_encode(token, true);
+      req.url = std::move(url);
+      req.timeout = std::chrono::seconds(60);
+      list_requests_.inc();
+      rp_->progress.list_requests.fetch_add(1, std::memory_order_relaxed);
+      HttpResponse r = co_await send(std::move(req));
+      if (r.status == 200) {
+        std::string err;
+        auto page = parse_list_objects_v2(r.body, &err);
+        if (page) co_return page;
+        why = "listing " + uri + ": " + err;
+      } else {
+        why = explain(r, "listing " + uri);
+        auto e = aws::parse_aws_error(r);
+        // Not worth retrying: the bucket does not exist or the credentials may not list it.
+        if (r.status == 404 || r.status == 403 || (e && (e->code == "NoSuchBucket" || e->code == "AccessDenied"))) {
+          attempt = 4;
+        }
+      }
+      report_error_for(m_, "list", "failed", uri, std::chrono::minutes(10), why);
+    }
+    if (!ctx_.lifecycle->stopping()) rp_->progress.fail(uri, why);
+    co_return std::nullopt;
+  }
+
+  /// Lists `root` depth first in key order. With a bounded window and a date-partitioned
+  /// layout, each level is listed with a delimiter and only the date prefixes that can hold the
+  /// window's events are descended.
+  awaitable<void> replay_walk(const std::string& bucket, const std::string& root, Fanout& out) {
+    replay::Progress& P = rp_->progress;
+    const replay::TimeWindow& w = rp_->window;
+    struct Level {
+      std::string prefix;
+      bool delimited;
+      int depth;
+    };
+    std::vector<Level> todo{{root, w.bounded(), 0}};
+    while (!todo.empty() && !ctx_.lifecycle->stopping()) {
+      Level lv = std::move(todo.back());
+      todo.pop_back();
+      std::vector<Level> children;
+      std::string token;
+      for (;;) {
+        auto page = co_await replay_list(bucket, lv.prefix, lv.delimited, token);
+        if (!page) break;
+        objects_listed_.inc(page->objects.size());
+        for (auto& cp : page->common_prefixes) {
+          if (fopts_.format == formats::Format::kCloudTrail && !cfg_.include_insights &&
+              (cp.ends_with("/CloudTrail-Digest/") || cp.ends_with("/CloudTrail-Insight/")))
+            continue;
+          switch (replay::classify_prefix(cp, w, lv.depth + 1)) {
+            case replay::WalkStep::kSkip: break;
+            case replay::WalkStep::kDescend: children.push_back({cp, true, lv.depth + 1}); break;
+            case replay::WalkStep::kListAll: children.push_back({cp, false, lv.depth + 1}); break;
+          }
+        }
+        for (auto& o : page->objects) {
+          if (ctx_.lifecycle->stopping()) break;
+          o.bucket = bucket;
+          if (!wanted(o)) continue;
+          std::optional<int64_t> delivered = replay::key_delivery_time(o.key);
+          // Events precede the storing of their file: one stored before `since` holds none of
+          // the window's (its LastModified says nothing of `until`: a copy is stored later).
+          bool inside = delivered ? w.may_hold(*delivered) : (!w.since_ns || o.last_modified_ns >= *w.since_ns);
+          if (!inside) {
+            P.units_outside.fetch_add(1, std::memory_order_relaxed);
+            continue;
+          }
+          P.units_selected.fetch_add(1, std::memory_order_relaxed);
+          P.bytes_selected.fetch_add(o.size, std::memory_order_relaxed);
+          if (state_.status(o) == State::Status::kDone) {
+            // Done by an earlier attempt of this run (--resume).
+            P.units_skipped.fetch_add(1, std::memory_order_relaxed);
+            P.bytes_read.fetch_add(o.size, std::memory_order_relaxed);
+            continue;
+          }
+          if (rp_->dry_run) {
+            P.saw_time(delivered.value_or(o.last_modified_ns));
+            continue;
+          }
+          co_await wait_workers(static_cast<size_t>(cfg_.max_concurrent_objects) - 1);
+          if (ctx_.lifecycle->stopping()) break;
+          start_reader(std::move(o), out);
+        }
+        if (!page->truncated || ctx_.lifecycle->stopping()) break;
+        token = page->next_token;
+      }
+      for (auto it = children.rbegin(); it != children.rend(); ++it) todo.push_back(std::move(*it));
+    }
   }
 
   // ---- mode: sqs ----------------------------------------------------------------------------
@@ -1485,6 +1697,9 @@ class S3Source final : public Source {
 
   S3SourceConfig cfg_;
   ComponentContext ctx_;
+  std::shared_ptr<replay::Context> rp_;
+  size_t batch_bytes_ = kBatchBytes, batch_events_ = kBatchEvents;
+  std::vector<std::pair<ObjectInfo, std::string>> replay_retry_;  // transient failures (under mu_)
   ComponentMetrics m_;
   Counter &objects_done_, &objects_failed_, &objects_listed_, &list_requests_, &get_requests_;
   Counter &compressed_bytes_, &decompressed_bytes_, &skipdata_rows_, &nodata_rows_;
