@@ -11,6 +11,29 @@ const path = require('path');
 const fs = require('fs');
 const [cmd, ...args] = process.argv.slice(2);
 
+// s3rver's filesystem store does not walk below a directory whose name holds the delimiter, so a
+// delimited listing misses the common prefixes of keys nested two levels or more below the prefix
+// (AWSLogs/<acct>/ lists no "CloudTrail/"): list every key under the prefix, then group them.
+// Pagination of the prefixes themselves is not needed by the tests (under 1000 of them).
+function fixDelimitedListing(Store) {
+  const orig = Store.prototype.listObjects;
+  Store.prototype.listObjects = async function listObjects(bucket, options) {
+    const delimiter = options.delimiter || '';
+    if (!delimiter) return orig.call(this, bucket, options);
+    const prefix = options.prefix || '';
+    const max = options.maxKeys === undefined ? Infinity : options.maxKeys;
+    const all = await orig.call(this, bucket, { ...options, delimiter: '', maxKeys: Infinity });
+    const prefixes = new Set();
+    const objects = [];
+    for (const o of all.objects) {
+      const idx = o.key.slice(prefix.length).indexOf(delimiter);
+      if (idx !== -1) prefixes.add(o.key.slice(0, prefix.length + idx + 1));
+      else objects.push(o);
+    }
+    return { objects: objects.slice(0, max), commonPrefixes: [...prefixes].sort(), isTruncated: objects.length > max };
+  };
+}
+
 async function serve(signed) {
   const [port, dir, ...buckets] = args;
   fs.mkdirSync(dir, { recursive: true });
@@ -22,9 +45,11 @@ async function serve(signed) {
   if (signed) {
     // Its package entry point is not the server class (and its bin/ is missing): load lib/s3rver.
     const S3rver = require('@20minutes/s3rver/lib/s3rver.js');
+    fixDelimitedListing(require('@20minutes/s3rver/lib/stores/filesystem.js'));
     server = new S3rver(opts);
   } else {
     const S3rver = require('s3rver');
+    fixDelimitedListing(require('s3rver/lib/stores/filesystem.js'));
     server = new S3rver(opts);
   }
   const info = await server.run();
