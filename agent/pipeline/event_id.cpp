@@ -32,19 +32,25 @@ std::string event_id(std::string_view source_id, std::string_view identity, uint
   return out;
 }
 
-std::string with_event_id(std::string_view fields, std::string_view id) {
+std::string with_field(std::string_view fields, std::string_view key, std::string_view value) {
   std::string out;
   size_t close = fields.rfind('}');
   if (fields.empty() || close == std::string_view::npos) {
-    out = "{\"logship_event_id\":\"";
+    out = "{";
   } else {
     out.assign(fields.substr(0, close));
-    bool empty = out.find_first_not_of(" \t\r\n{") == std::string::npos;
-    out += empty ? "\"logship_event_id\":\"" : ",\"logship_event_id\":\"";
+    if (out.find_first_not_of(" \t\r\n{") != std::string::npos) out += ',';
   }
-  out += id;
+  out += '"';
+  out += key;
+  out += "\":\"";
+  out += value;
   out += "\"}";
   return out;
+}
+
+std::string with_event_id(std::string_view fields, std::string_view id) {
+  return with_field(fields, "logship_event_id", id);
 }
 
 }  // namespace logship

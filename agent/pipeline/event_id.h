@@ -16,6 +16,10 @@ namespace logship {
 std::string event_id(std::string_view source_id, std::string_view identity, uint64_t position,
                      uint32_t seq);
 
+/// `{"<key>":"<value>"}` merged into `fields` (a flat JSON object text, or empty); `key` and
+/// `value` are already JSON-escaped.
+std::string with_field(std::string_view fields, std::string_view key, std::string_view value);
+
 /// `{"logship_event_id":"<id>"}`, merged into `fields` (a flat JSON object text, or empty).
 std::string with_event_id(std::string_view fields, std::string_view id);
 

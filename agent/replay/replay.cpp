@@ -8,6 +8,7 @@
 
 #include "agent/core/json_escape.h"
 #include "agent/core/units.h"
+#include "agent/pipeline/event_id.h"
 #include "agent/pipeline/lifecycle.h"
 #include "plugins/sources/file/decode_timestamp.h"
 
@@ -25,11 +26,7 @@ int to_int(std::string_view s) {
 int64_t day_ns(int64_t y, unsigned m, unsigned d) {
   return decode::days_from_civil(y, m, d) * 86400 * kNsPerSec;
 }
-unsigned days_in_month(int64_t y, unsigned m) {
-  static const unsigned kDays[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-  bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-  return m == 2 && leap ? 29 : kDays[m - 1];
-}
+unsigned days_in_month(int64_t y, unsigned m) { return static_cast<unsigned>(decode::days_in_month(y, int(m))); }
 /// A partition value: `2026` or Hive style `year=2026`.
 std::string_view value_of(std::string_view seg) {
   auto eq = seg.find('=');
@@ -201,16 +198,9 @@ size_t Progress::failed() const {
 }
 
 std::string with_mark(std::string_view fields, std::string_view mark) {
-  std::string pair = "\"logship_replay\":\"";
-  json_escape_append(pair, mark);
-  pair += '"';
-  // `fields` is `{...}` or empty.
-  if (fields.size() < 2) return "{" + pair + "}";
-  std::string out(fields.substr(0, fields.size() - 1));
-  if (out.find_first_not_of(" \t\n\r{") != std::string::npos) out += ',';
-  out += pair;
-  out += '}';
-  return out;
+  std::string value;
+  json_escape_append(value, mark);
+  return with_field(fields, "logship_replay", value);
 }
 
 bool valid_run_id(std::string_view id) {

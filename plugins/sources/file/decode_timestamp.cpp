@@ -95,10 +95,14 @@ bool leap(int64_t y) {
   return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
 }
 
+}  // namespace
+
 int days_in_month(int64_t y, int m) {
   static constexpr int kDays[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
   return m == 2 && leap(y) ? 29 : kDays[m - 1];
 }
+
+namespace {
 
 int64_t year_of_days(int64_t days) {
   int64_t z = days + 719468;

@@ -10,6 +10,8 @@ namespace logship::decode {
 
 /// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
 int64_t days_from_civil(int64_t y, unsigned m, unsigned d);
+/// Days in month `m` (1-12) of year `y` (proleptic Gregorian).
+int days_in_month(int64_t y, int m);
 
 /// `YYYY-MM-DD(T|t| )hh:mm:ss[.frac][Z|z|±hh:mm|±hhmm]`; no zone = UTC. Whole input.
 bool parse_rfc3339(std::string_view s, int64_t& ns);
