@@ -55,6 +55,19 @@ class WaitQueue {
         std::move(init), asio::use_awaitable);
   }
 
+  /// Suspends until `pred` holds (checked under `mu`), however many wake-ups that takes: the
+  /// loop every caller of wait() without a timeout needs.
+  template <class Pred>
+  awaitable<void> wait_until(std::mutex& mu, Pred pred) {
+    for (;;) {
+      {
+        std::lock_guard lk(mu);
+        if (pred()) co_return;
+      }
+      co_await wait(mu, pred);
+    }
+  }
+
   /// Wakes one / all waiters. Call with the mutex held.
   void notify_one() {
     if (waiters_.empty()) return;

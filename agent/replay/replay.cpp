@@ -64,7 +64,7 @@ std::optional<int64_t> key_delivery_time(std::string_view key) {
   auto name = key.substr(key.rfind('/') == std::string_view::npos ? 0 : key.rfind('/') + 1);
   for (size_t p = name.find('_'); p != std::string_view::npos; p = name.find('_', p + 1)) {
     std::string_view t = name.substr(p + 1);
-    if (t.size() < 15 || t[8] != 'T' || t[13] != 'Z') continue;
+    if (t.size() < 14 || t[8] != 'T' || t[13] != 'Z') continue;
     if (!all_digits(t.substr(0, 8)) || !all_digits(t.substr(9, 4))) continue;
     if (t.size() > 14 && t[14] != '_' && t[14] != '.') continue;
     int64_t y = to_int(t.substr(0, 4));
@@ -276,7 +276,7 @@ std::string summary_text(const Summary& s) {
   if (s.skipped_done) out += fmt::format(" (+{} done by an earlier attempt)", s.skipped_done);
   if (s.outside_window) out += fmt::format(" ({} more outside the window)", s.outside_window);
   out += "\n";
-  out += fmt::format("  bytes:          {} ({} stored)\n", format_size(s.bytes), s.bytes);
+  out += fmt::format("  bytes:          {} stored ({} bytes)\n", format_size(s.bytes), s.bytes);
   if (!s.dry_run) {
     out += fmt::format("  events:         {} ({} of event text", s.events, format_size(s.event_bytes));
     if (s.seconds > 0)

@@ -773,7 +773,7 @@ class S3Source final : public Source {
   }
 
   awaitable<void> wait_workers(size_t at_most) {
-    co_await wq_.wait(mu_, [this, at_most] { return running_ <= at_most; });
+    co_await wq_.wait_until(mu_, [this, at_most] { return running_ <= at_most; });
   }
 
   void start_reader(ObjectInfo o, Fanout& out) {
@@ -1191,7 +1191,7 @@ class S3Source final : public Source {
     // Transient failures (throttling, timeouts, 5xx) are read again once the earlier attempt's
     // batches are final, resuming after its acknowledged records.
     for (int round = 1; round <= 3 && !ctx_.lifecycle->stopping(); ++round) {
-      co_await wq_.wait(mu_, [this] { return running_ == 0 && active_.empty(); });
+      co_await wq_.wait_until(mu_, [this] { return running_ == 0 && active_.empty(); });
       std::vector<std::pair<ObjectInfo, std::string>> again;
       {
         std::lock_guard lk(mu_);
@@ -1209,9 +1209,9 @@ class S3Source final : public Source {
         start_reader(o, out);
       }
     }
-    co_await wq_.wait(mu_, [this] { return running_ == 0; });
+    co_await wq_.wait_until(mu_, [this] { return running_ == 0; });
     if (!ctx_.lifecycle->stopping()) {
-      co_await wq_.wait(mu_, [this] { return active_.empty(); });
+      co_await wq_.wait_until(mu_, [this] { return active_.empty(); });
       std::lock_guard lk(mu_);
       for (auto& [o, why] : replay_retry_)
         P.fail(fmt::format("s3://{}/{}", bucket_of(o), o.key), why + " (after 3 retries)");
