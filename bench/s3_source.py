@@ -127,6 +127,30 @@ def make_vpcflow(workdir, target, per_file, seed=7):
         lambda i: f"AWSLogs/{ACCOUNT}/vpcflowlogs/us-east-1/2026/11/28/{ACCOUNT}_vpcflowlogs_us-east-1_fl-0abc_{stamp(i)}.log.gz")
 
 
+def serve(workdir, items):
+    """s3rver on 127.0.0.1 holding `items` (the generated files are removed once stored):
+    (server process, endpoint URL)."""
+    s3port = common.free_port()
+    env = dict(os.environ, NODE_OPTIONS="--openssl-legacy-provider", NODE_NO_WARNINGS="1")
+    slog = open(os.path.join(workdir, "s3rver.log"), "wb")
+    server = subprocess.Popen(["node", PEER, "serve", str(s3port), os.path.join(workdir, "s3"), "logs"],
+                              cwd=os.path.join(ROOT, "tests"), stdout=slog, stderr=subprocess.STDOUT, env=env)
+    for _ in range(300):
+        with open(os.path.join(workdir, "s3rver.log"), "rb") as f:
+            if b"ready" in f.read():
+                break
+        time.sleep(0.1)
+    manifest = os.path.join(workdir, "manifest.json")
+    with open(manifest, "w") as f:
+        json.dump(items, f)
+    endpoint = f"http://127.0.0.1:{s3port}"
+    subprocess.run(["node", PEER, "put", endpoint, manifest], cwd=os.path.join(ROOT, "tests"), check=True,
+                   capture_output=True, env=env)
+    for it in items:
+        os.unlink(it["file"])
+    return server, endpoint
+
+
 def run(scenario, args, record=True):
     workdir = tempfile.mkdtemp(prefix=f"logship-bench-s3-{scenario}-")
     server = None
@@ -140,24 +164,7 @@ def run(scenario, args, record=True):
             encrypt_items(items, args.kms)
         compressed = sum(os.path.getsize(it["file"]) for it in items)
         gen_s = time.monotonic() - t_gen
-        s3port = common.free_port()
-        env = dict(os.environ, NODE_OPTIONS="--openssl-legacy-provider", NODE_NO_WARNINGS="1")
-        slog = open(os.path.join(workdir, "s3rver.log"), "wb")
-        server = subprocess.Popen(["node", PEER, "serve", str(s3port), os.path.join(workdir, "s3"), "logs"],
-                                  cwd=os.path.join(ROOT, "tests"), stdout=slog, stderr=subprocess.STDOUT, env=env)
-        for _ in range(300):
-            with open(os.path.join(workdir, "s3rver.log"), "rb") as f:
-                if b"ready" in f.read():
-                    break
-            time.sleep(0.1)
-        manifest = os.path.join(workdir, "manifest.json")
-        with open(manifest, "w") as f:
-            json.dump(items, f)
-        endpoint = f"http://127.0.0.1:{s3port}"
-        subprocess.run(["node", PEER, "put", endpoint, manifest], cwd=os.path.join(ROOT, "tests"), check=True,
-                       capture_output=True, env=env)
-        for it in items:
-            os.unlink(it["file"])
+        server, endpoint = serve(workdir, items)
         port = common.free_port()
         src = {"type": "s3", "mode": "poll", "bucket": "logs", "endpoint": endpoint, "region": "us-east-1",
                "format": scenario, "prefix": f"AWSLogs/{ACCOUNT}/", "poll_interval": "1s",

@@ -185,7 +185,10 @@ int replay_command(const ReplayArgs& a) {
     rec = std::move(*r);
     if (!a.source.empty() && a.source != rec.source)
       return usage(fmt::format("--source {}: run {} replays source {}", a.source, rec.run_id, rec.source));
-    if (!a.from.empty() && a.from != rec.from)
+    std::vector<std::string> given;  // as the run recorded them: local paths absolute, normalised
+    for (auto& f : a.from)
+      given.push_back(f.starts_with("s3://") ? f : fs::absolute(f).lexically_normal().string());
+    if (!a.from.empty() && given != rec.from)
       return usage(fmt::format("--from: run {} replays other inputs ({})", rec.run_id, fmt::join(rec.from, " ")));
   } else {
     if (a.source.empty()) return usage("--source is required (the id of an s3 or file source of the configuration)");
@@ -238,7 +241,7 @@ int replay_command(const ReplayArgs& a) {
   if (!a.events_rate.empty()) {
     char* end = nullptr;
     double v = std::strtod(a.events_rate.c_str(), &end);
-    if (end == a.events_rate.c_str() || (*end && std::string_view(end) != "/s") || !(v > 0))
+    if (end == a.events_rate.c_str() || (*end && std::string_view(end) != "/s") || !(v > 0) || !(v <= 1e9))
       return usage(fmt::format("--events-rate {}: expected events per second such as 5000", a.events_rate));
     eps = v;
   }

@@ -217,6 +217,8 @@ struct Runtime::Impl {
               e.in = std::make_unique<BatchChannel>(8u << 20, 1u << 20);
               e.out = std::make_unique<BatchChannel>(8u << 20, 1u << 20);
             } else {
+              // A replay is never in a hurry: it waits for a full buffer rather than dropping.
+              if (replay) when_full = "block";
               e.drop_newest = when_full == "drop_newest";
               e.buffer_desc = fmt::format("memory {} {}", format_size(max_bytes), when_full);
               e.in = std::make_unique<BatchChannel>(max_bytes, 1u << 20);

@@ -285,8 +285,11 @@ std::string summary_text(const Summary& s) {
     out += ")\n";
     if (s.events_outside) out += fmt::format("  outside window: {} events not sent\n", s.events_outside);
   }
+  // A dry run reads no event: its times are the files' (delivery time in the name, LastModified
+  // or mtime).
   if (s.first_time && s.last_time)
-    out += fmt::format("  time range:     {} .. {}\n", format_time(*s.first_time), format_time(*s.last_time));
+    out += fmt::format("  {}{} .. {}\n", s.dry_run ? "file times:     " : "time range:     ",
+                       format_time(*s.first_time), format_time(*s.last_time));
   if (s.list_requests) out += fmt::format("  list requests:  {}\n", s.list_requests);
   if (!s.dry_run) out += fmt::format("  dead-lettered:  {}\n", s.dead_lettered);
   out += fmt::format("  failed:         {}\n", s.failures.size());

@@ -147,7 +147,7 @@ struct Snapshot {
   bool listing_done;
   static Snapshot of(const Progress& p);
 };
-/// One terminal line: `[#####.....] 12/40 objects  180.2/640.0 MiB  1.2M events  52.1 MiB/s
+/// One terminal line: `[#####.....] 12/40 objects  180.2/640.0 MiB  1200k events  52.1 MiB/s
 /// 41k ev/s  ETA 0:09`, at most `width` columns. `bps` / `eps` are current rates.
 std::string progress_line(const Snapshot& s, std::string_view unit, double bps, double eps,
                           size_t width);

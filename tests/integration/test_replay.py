@@ -216,7 +216,6 @@ class CloudTrailReplay(unittest.TestCase):
         self.assertEqual({e["event"]["eventID"] for e in got}, set(times))
         self.assertTrue(all("logship_replay" not in e.get("fields", {}) for e in got))
 
-
     def test_kill9_then_resume_duplicates_bounded(self):
         rnd = random.Random(9)
         objects, times = [], {}

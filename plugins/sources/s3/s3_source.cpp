@@ -292,6 +292,13 @@ class S3Source final : public Source {
                    path_style_ ? ", path-style" : "");
       co_return true;
     }
+    if (rp_) {
+      std::string from;
+      for (auto& f : rp_->from) from += (from.empty() ? "" : " ") + f;
+      spdlog::info("[{}] replaying {} from {} in {}{}", ctx_.id, from, endpoint_, region_,
+                   path_style_ ? ", path-style" : "");
+      co_return true;
+    }
     spdlog::info("[{}] reading s3://{}/ (prefixes: {}) from {} in {}{}", ctx_.id, cfg_.bucket, prefixes,
                  endpoint_, region_, path_style_ ? ", path-style" : "");
     co_return true;

@@ -42,8 +42,10 @@ std::optional<State::Status> State::status(const ObjectInfo& o) const {
 uint64_t State::resume_point(const ObjectInfo& o) const {
   std::lock_guard lk(mu_);
   auto it = in_progress_.find(o.state_key());
-  if (it == in_progress_.end() || it->second.etag != o.version()) return 0;
-  return it->second.records_done;
+  if (it != in_progress_.end() && it->second.etag == o.version()) return it->second.records_done;
+  auto f = failed_.find(o.state_key());
+  if (f != failed_.end() && f->second.etag == o.version()) return f->second.records_done;
+  return 0;
 }
 
 void State::progress(const ObjectInfo& o, uint64_t records_done) {
@@ -62,9 +64,13 @@ void State::done(const ObjectInfo& o) {
 
 void State::failed(const ObjectInfo& o, const std::string& reason) {
   std::lock_guard lk(mu_);
-  in_progress_.erase(o.state_key());
+  uint64_t acked = 0;
+  if (auto it = in_progress_.find(o.state_key()); it != in_progress_.end()) {
+    if (it->second.etag == o.version()) acked = it->second.records_done;
+    in_progress_.erase(it);
+  }
   seen_[hash(o.state_key(), o.version())] = Seen{o.last_modified_ns / kNsPerS, Status::kFailed};
-  failed_[o.state_key()] = Failed{o.version(), o.last_modified_ns, reason.substr(0, 1000)};
+  failed_[o.state_key()] = Failed{o.version(), o.last_modified_ns, reason.substr(0, 1000), acked};
 }
 
 size_t State::prune(int64_t cutoff_ns) {
@@ -114,8 +120,8 @@ std::string State::serialize() const {
     if (!first) out.push_back(',');
     first = false;
     fmt::format_to(std::back_inserter(out),
-                   "{{\"key\":\"{}\",\"etag\":\"{}\",\"last_modified_ns\":{},\"reason\":\"{}\"}}",
-                   json_escape(k), json_escape(f.etag), f.last_modified_ns, json_escape(f.reason));
+                   "{{\"key\":\"{}\",\"etag\":\"{}\",\"last_modified_ns\":{},\"reason\":\"{}\",\"records_done\":{}}}",
+                   json_escape(k), json_escape(f.etag), f.last_modified_ns, json_escape(f.reason), f.records_done);
   }
   out += "]}";
   return out;
@@ -170,7 +176,9 @@ bool State::load(std::string_view json, std::string* error) {
       if (e["key"].get_string().get(k) || e["etag"].get_string().get(et) ||
           e["last_modified_ns"].get_int64().get(lm) || e["reason"].get_string().get(r))
         return fail("bad failed entry");
-      failed_[std::string(k)] = Failed{std::string(et), lm, std::string(r)};
+      uint64_t rd = 0;  // absent in states written before it was kept
+      if (auto v = e["records_done"].get_uint64(); !v.error()) rd = v.value_unsafe();
+      failed_[std::string(k)] = Failed{std::string(et), lm, std::string(r), rd};
     }
   }
   return true;

@@ -34,13 +34,14 @@ class State {
     std::string etag;
     int64_t last_modified_ns = 0;
     std::string reason;
+    uint64_t records_done = 0;  ///< acknowledged before it failed (a replay resumed reads on from there)
   };
 
   /// True if this version of the object is done or failed.
   bool finished(const ObjectInfo& o) const;
   /// Done or failed (this version), nullopt when neither.
   std::optional<Status> status(const ObjectInfo& o) const;
-  /// Records already delivered of an object in progress (0 when new).
+  /// Records already delivered of an object in progress, or of a failed one (0 when new).
   uint64_t resume_point(const ObjectInfo& o) const;
 
   void progress(const ObjectInfo& o, uint64_t records_done);

@@ -146,3 +146,24 @@ TEST_CASE("s3 state: objects of two buckets with one key are two objects; a vers
   CHECK(back.status(a) == State::Status::kDone);
   CHECK(back.status(c) == State::Status::kFailed);
 }
+
+TEST_CASE("s3 state: a failed object keeps what was acknowledged before it failed") {
+  State st;
+  auto a = obj("a.json.gz", "e1", 1000);
+  st.progress(a, 300);
+  st.failed(a, "gzip: invalid data");
+  CHECK(st.status(a) == State::Status::kFailed);
+  // A resumed replay reads it again after its delivered records, not from the start.
+  CHECK(st.resume_point(a) == 300);
+  CHECK(st.resume_point(obj("a.json.gz", "e2", 1001)) == 0);  // another version: from the start
+  State back;
+  REQUIRE(back.load(st.serialize(), nullptr));
+  CHECK(back.resume_point(a) == 300);
+  // A state written before the count was kept loads with 0.
+  State old;
+  REQUIRE(old.load(R"({"version":1,"seen":[],"in_progress":[],"failed":[{"key":"a.json.gz","etag":"e1",)"
+                   R"("last_modified_ns":1000000000000,"reason":"x"}]})",
+                   nullptr));
+  CHECK(old.resume_point(a) == 0);
+  CHECK(old.failed_count() == 1);
+}
