@@ -40,11 +40,14 @@ int main(int argc, char** argv) {
   dl->add_flag("--follow", dl_follow, "Keep printing new dead letters until interrupted");
   app.add_subcommand("version", "Print the version and the linked libraries");
   ReplayArgs ra;
-  auto* rp = app.add_subcommand("replay", "Backfill archived logs (S3 prefixes, local files) through a source's "
-                                          "settings, transforms and sinks (docs/replay.md)");
+  auto* rp =
+      app.add_subcommand("replay",
+                         "Backfill archived logs (S3 prefixes, local files) through a source's "
+                         "settings, transforms and sinks (docs/replay.md)");
   rp->add_option("-c,--config", ra.config, "Configuration file (YAML)")->required();
   rp->add_option("--source", ra.source, "Id of the s3 or file source whose settings apply");
-  rp->add_option("--from", ra.from, "s3://bucket/prefix, or local paths and globs (.gz, .zst, plain)");
+  rp->add_option("--from", ra.from,
+                 "s3://bucket/prefix, or local paths and globs (.gz, .zst, plain)");
   rp->add_option("--since", ra.since, "Oldest event time: RFC 3339 or a date (2026-11-01)");
   rp->add_option("--until", ra.until, "Events before this time: RFC 3339 or a date");
   rp->add_option("--sink", ra.sinks, "Only these sinks (default: every sink the source feeds)");

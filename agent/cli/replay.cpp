@@ -52,11 +52,12 @@ std::string run_json(const RunRecord& r) {
     for (size_t i = 0; i < v.size(); ++i) o += (i ? "," : "") + q(v[i]);
     return o + "]";
   };
-  return fmt::format("{{\"version\":1,\"run_id\":{},\"source\":{},\"from\":{},\"sinks\":{},\"since\":{},"
-                     "\"until\":{},\"mark\":{}}}\n",
-                     q(r.run_id), q(r.source), arr(r.from), arr(r.sinks),
-                     r.since ? q(replay::format_time(*r.since)) : "null",
-                     r.until ? q(replay::format_time(*r.until)) : "null", r.mark);
+  return fmt::format(
+      "{{\"version\":1,\"run_id\":{},\"source\":{},\"from\":{},\"sinks\":{},\"since\":{},"
+      "\"until\":{},\"mark\":{}}}\n",
+      q(r.run_id), q(r.source), arr(r.from), arr(r.sinks),
+      r.since ? q(replay::format_time(*r.since)) : "null",
+      r.until ? q(replay::format_time(*r.until)) : "null", r.mark);
 }
 
 std::optional<RunRecord> parse_run_json(const std::string& text, std::string& err) {
@@ -96,7 +97,7 @@ int usage(const std::string& msg) {
 
 std::string default_run_id(const std::string& source) {
   std::time_t t = std::time(nullptr);
-  struct tm tm{};
+  struct tm tm {};
   gmtime_r(&t, &tm);
   char buf[32];
   std::strftime(buf, sizeof buf, "%Y%m%dT%H%M%SZ", &tm);
@@ -104,7 +105,7 @@ std::string default_run_id(const std::string& source) {
 }
 
 size_t terminal_width() {
-  struct winsize ws{};
+  struct winsize ws {};
   if (::ioctl(STDERR_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 20) return ws.ws_col;
   return 100;
 }
@@ -163,17 +164,20 @@ int replay_command(const ReplayArgs& a) {
   RunRecord rec;
   const std::string runs_dir = cfg.data_dir + "/replay";
   if (!a.resume.empty()) {
-    if (!replay::valid_run_id(a.resume)) return usage(fmt::format("--resume {}: not a run id", a.resume));
+    if (!replay::valid_run_id(a.resume))
+      return usage(fmt::format("--resume {}: not a run id", a.resume));
     if (!a.since.empty() || !a.until.empty() || !a.sinks.empty() || a.no_mark || !a.run_id.empty())
-      return usage("--resume continues a run as it was started: --since, --until, --sink, --no-mark and "
-                   "--run-id cannot be given with it (--rate and --events-rate can)");
+      return usage(
+          "--resume continues a run as it was started: --since, --until, --sink, --no-mark and "
+          "--run-id cannot be given with it (--rate and --events-rate can)");
     std::string path = runs_dir + "/" + a.resume + "/run.json";
     std::ifstream in(path);
     if (!in) {
       std::string known;
       std::error_code ec;
       for (auto& e : fs::directory_iterator(runs_dir, ec))
-        if (fs::exists(e.path() / "run.json")) known += (known.empty() ? "" : ", ") + e.path().filename().string();
+        if (fs::exists(e.path() / "run.json"))
+          known += (known.empty() ? "" : ", ") + e.path().filename().string();
       return usage(fmt::format("--resume {}: no such run in {} (runs: {})", a.resume, runs_dir,
                                known.empty() ? "none" : known));
     }
@@ -184,24 +188,30 @@ int replay_command(const ReplayArgs& a) {
     if (!r) return usage(fmt::format("{}: {}", path, err));
     rec = std::move(*r);
     if (!a.source.empty() && a.source != rec.source)
-      return usage(fmt::format("--source {}: run {} replays source {}", a.source, rec.run_id, rec.source));
+      return usage(
+          fmt::format("--source {}: run {} replays source {}", a.source, rec.run_id, rec.source));
     std::vector<std::string> given;  // as the run recorded them: local paths absolute, normalised
     for (auto& f : a.from)
       given.push_back(f.starts_with("s3://") ? f : fs::absolute(f).lexically_normal().string());
     if (!a.from.empty() && given != rec.from)
-      return usage(fmt::format("--from: run {} replays other inputs ({})", rec.run_id, fmt::join(rec.from, " ")));
+      return usage(fmt::format("--from: run {} replays other inputs ({})", rec.run_id,
+                               fmt::join(rec.from, " ")));
   } else {
-    if (a.source.empty()) return usage("--source is required (the id of an s3 or file source of the configuration)");
-    if (a.from.empty()) return usage("--from is required (s3://bucket/prefix, or local paths and globs)");
+    if (a.source.empty())
+      return usage("--source is required (the id of an s3 or file source of the configuration)");
+    if (a.from.empty())
+      return usage("--from is required (s3://bucket/prefix, or local paths and globs)");
     rec.source = a.source;
     rec.run_id = a.run_id.empty() ? default_run_id(a.source) : a.run_id;
     if (!replay::valid_run_id(rec.run_id))
-      return usage(fmt::format("--run-id {}: use 1 to 64 of A-Z a-z 0-9 . _ - (not starting with .)", rec.run_id));
+      return usage(fmt::format(
+          "--run-id {}: use 1 to 64 of A-Z a-z 0-9 . _ - (not starting with .)", rec.run_id));
     size_t s3 = 0;
     for (auto& f : a.from) {
       if (f.starts_with("s3://")) {
         std::string rest = f.substr(5);
-        if (rest.empty() || rest[0] == '/') return usage(fmt::format("--from {}: no bucket (s3://bucket/prefix)", f));
+        if (rest.empty() || rest[0] == '/')
+          return usage(fmt::format("--from {}: no bucket (s3://bucket/prefix)", f));
         ++s3;
         rec.from.push_back(f);
       } else if (f.find("://") != std::string::npos) {
@@ -210,20 +220,24 @@ int replay_command(const ReplayArgs& a) {
         rec.from.push_back(fs::absolute(f).lexically_normal().string());
       }
     }
-    if (s3 != 0 && s3 != a.from.size()) return usage("--from: S3 URIs and local paths cannot be mixed in one run");
+    if (s3 != 0 && s3 != a.from.size())
+      return usage("--from: S3 URIs and local paths cannot be mixed in one run");
     for (auto [arg, dst] : {std::pair{&a.since, &rec.since}, std::pair{&a.until, &rec.until}}) {
       if (arg->empty()) continue;
       *dst = replay::parse_time_arg(*arg);
       if (!*dst)
-        return usage(fmt::format("--{} {}: not a time; use RFC 3339 (2026-11-01T12:00:00Z) or a date (2026-11-01)",
-                                 dst == &rec.since ? "since" : "until", *arg));
+        return usage(fmt::format(
+            "--{} {}: not a time; use RFC 3339 (2026-11-01T12:00:00Z) or a date (2026-11-01)",
+            dst == &rec.since ? "since" : "until", *arg));
     }
-    if (rec.since && rec.until && *rec.until <= *rec.since) return usage("--until must be later than --since");
+    if (rec.since && rec.until && *rec.until <= *rec.since)
+      return usage("--until must be later than --since");
     rec.sinks = a.sinks;
     rec.mark = !a.no_mark;
     if (!a.dry_run && fs::exists(runs_dir + "/" + rec.run_id + "/run.json"))
-      return usage(fmt::format("run {} exists in {}; continue it with --resume {}, or choose another --run-id",
-                               rec.run_id, runs_dir, rec.run_id));
+      return usage(fmt::format(
+          "run {} exists in {}; continue it with --resume {}, or choose another --run-id",
+          rec.run_id, runs_dir, rec.run_id));
   }
   auto ctx = std::make_shared<replay::Context>();
   ctx->run_id = rec.run_id;
@@ -235,14 +249,17 @@ int replay_command(const ReplayArgs& a) {
   double bps = 0, eps = 0;
   if (!a.rate.empty()) {
     auto r = replay::parse_rate(a.rate);
-    if (!r) return usage(fmt::format("--rate {}: expected a size per second such as 2MiB/s", a.rate));
+    if (!r)
+      return usage(fmt::format("--rate {}: expected a size per second such as 2MiB/s", a.rate));
     bps = *r;
   }
   if (!a.events_rate.empty()) {
     char* end = nullptr;
     double v = std::strtod(a.events_rate.c_str(), &end);
-    if (end == a.events_rate.c_str() || (*end && std::string_view(end) != "/s") || !(v > 0) || !(v <= 1e9))
-      return usage(fmt::format("--events-rate {}: expected events per second such as 5000", a.events_rate));
+    if (end == a.events_rate.c_str() || (*end && std::string_view(end) != "/s") || !(v > 0) ||
+        !(v <= 1e9))
+      return usage(
+          fmt::format("--events-rate {}: expected events per second such as 5000", a.events_rate));
     eps = v;
   }
   if (bps > 0 || eps > 0) ctx->limiter.emplace(bps, eps);
@@ -256,15 +273,16 @@ int replay_command(const ReplayArgs& a) {
   spec.source_id = rec.source;
   spec.sinks = rec.sinks;
   bool scratch = a.dry_run && a.resume.empty();
-  spec.run_dir = scratch ? fmt::format("{}/.dry-run-{}", runs_dir, ::getpid()) : runs_dir + "/" + rec.run_id;
+  spec.run_dir =
+      scratch ? fmt::format("{}/.dry-run-{}", runs_dir, ::getpid()) : runs_dir + "/" + rec.run_id;
 
   const bool tty = ::isatty(STDERR_FILENO) == 1;
   Terminal term;
   init_logging(!a.log_level.empty() ? a.log_level : cfg.log_level, cfg.log_format);
   if (tty && cfg.log_format != "json") {
     auto sink = std::make_shared<BarSink>(term);
-    sink->set_formatter(std::make_unique<spdlog::pattern_formatter>("%Y-%m-%dT%H:%M:%S.%eZ %-5l %v",
-                                                                    spdlog::pattern_time_type::utc));
+    sink->set_formatter(std::make_unique<spdlog::pattern_formatter>(
+        "%Y-%m-%dT%H:%M:%S.%eZ %-5l %v", spdlog::pattern_time_type::utc));
     auto logger = std::make_shared<spdlog::logger>("logship", sink);
     logger->set_level(spdlog::default_logger()->level());
     spdlog::set_default_logger(logger);
@@ -292,9 +310,10 @@ int replay_command(const ReplayArgs& a) {
       return 1;
     }
   }
-  spdlog::info("replay {}: source {} from {}{}{}{}", rec.run_id, rec.source, fmt::join(rec.from, " "),
-               rec.since ? " since " + replay::format_time(*rec.since) : "",
-               rec.until ? " until " + replay::format_time(*rec.until) : "", a.dry_run ? " (dry run)" : "");
+  spdlog::info(
+      "replay {}: source {} from {}{}{}{}", rec.run_id, rec.source, fmt::join(rec.from, " "),
+      rec.since ? " since " + replay::format_time(*rec.since) : "",
+      rec.until ? " until " + replay::format_time(*rec.until) : "", a.dry_run ? " (dry run)" : "");
 
   // ---- progress: a live bar on a terminal, else a log line every 10 s --------------------------
   const char* unit = s3 ? "objects" : "files";
@@ -339,7 +358,8 @@ int replay_command(const ReplayArgs& a) {
   progress.join();
   double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   if (tty) {
-    term.draw(replay::progress_line(replay::Snapshot::of(ctx->progress), unit, 0, 0, terminal_width() - 1));
+    term.draw(replay::progress_line(replay::Snapshot::of(ctx->progress), unit, 0, 0,
+                                    terminal_width() - 1));
     term.end();
   }
 
@@ -351,7 +371,8 @@ int replay_command(const ReplayArgs& a) {
   sum.interrupted = ctx->interrupted;
   uint64_t units = a.dry_run ? P.units_selected - P.units_skipped : P.units_done.load();
   (s3 ? sum.objects : sum.files) = units;
-  sum.bytes = a.dry_run ? P.bytes_selected - std::min(P.bytes_selected.load(), P.bytes_read.load()) : P.bytes_done.load();
+  sum.bytes = a.dry_run ? P.bytes_selected - std::min(P.bytes_selected.load(), P.bytes_read.load())
+                        : P.bytes_done.load();
   sum.events = P.events_sent;
   sum.event_bytes = P.event_bytes_sent;
   sum.events_outside = P.events_outside;
@@ -377,7 +398,8 @@ int replay_command(const ReplayArgs& a) {
     if (!out) std::cerr << "logship replay: cannot write " << a.summary_json << "\n";
   }
   if (sum.interrupted) {
-    std::cout << fmt::format("interrupted: continue with  logship replay -c {} --resume {}\n", a.config, rec.run_id);
+    std::cout << fmt::format("interrupted: continue with  logship replay -c {} --resume {}\n",
+                             a.config, rec.run_id);
     std::cout.flush();
     return 130;
   }

@@ -26,7 +26,9 @@ int to_int(std::string_view s) {
 int64_t day_ns(int64_t y, unsigned m, unsigned d) {
   return decode::days_from_civil(y, m, d) * 86400 * kNsPerSec;
 }
-unsigned days_in_month(int64_t y, unsigned m) { return static_cast<unsigned>(decode::days_in_month(y, int(m))); }
+unsigned days_in_month(int64_t y, unsigned m) {
+  return static_cast<unsigned>(decode::days_in_month(y, int(m)));
+}
 /// A partition value: `2026` or Hive style `year=2026`.
 std::string_view value_of(std::string_view seg) {
   auto eq = seg.find('=');
@@ -51,7 +53,7 @@ std::optional<int64_t> parse_time_arg(std::string_view s) {
 
 std::string format_time(int64_t ns) {
   time_t secs = static_cast<time_t>(ns / kNsPerSec - (ns % kNsPerSec < 0 ? 1 : 0));
-  struct tm tm{};
+  struct tm tm {};
   gmtime_r(&secs, &tm);
   char buf[32];
   strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
@@ -120,7 +122,8 @@ WalkStep classify_prefix(std::string_view cp, const TimeWindow& w, int depth) {
       range = {{from, from + 3600 * kNsPerSec}};
     }
   }
-  if (range) return w.may_hold_range(range->first, range->second) ? WalkStep::kDescend : WalkStep::kSkip;
+  if (range)
+    return w.may_hold_range(range->first, range->second) ? WalkStep::kDescend : WalkStep::kSkip;
   if (depth >= kMaxWalkDepth) return WalkStep::kListAll;
   // Above the date: the AWS layouts (AWSLogs/<account>/<service>/<region>/, or Hive-style
   // `aws-account-id=…/aws-service=…/aws-region=…/`).
@@ -136,7 +139,8 @@ RateLimiter::RateLimiter(double bytes_per_s, double events_per_s, double burst_s
   event_tokens_ = eps_ * burst_;
 }
 
-RateLimiter::Clock::duration RateLimiter::reserve(uint64_t bytes, uint64_t events, Clock::time_point now) {
+RateLimiter::Clock::duration RateLimiter::reserve(uint64_t bytes, uint64_t events,
+                                                  Clock::time_point now) {
   std::lock_guard lk(mu_);
   if (!started_) {
     started_ = true;
@@ -167,7 +171,8 @@ size_t RateLimiter::batch_events(size_t dflt) const {
   return std::clamp<size_t>(static_cast<size_t>(eps_ / 10), 1, dflt);
 }
 
-awaitable<bool> throttle(RateLimiter* limiter, Lifecycle& lifecycle, uint64_t bytes, uint64_t events) {
+awaitable<bool> throttle(RateLimiter* limiter, Lifecycle& lifecycle, uint64_t bytes,
+                         uint64_t events) {
   if (!limiter || !limiter->limited()) co_return !lifecycle.stopping();
   auto wait = limiter->reserve(bytes, events, RateLimiter::Clock::now());
   if (wait <= RateLimiter::Clock::duration::zero()) co_return !lifecycle.stopping();
@@ -221,9 +226,11 @@ std::optional<double> parse_rate(std::string_view s) {
 
 // ---- display ----------------------------------------------------------------------------------
 Snapshot Snapshot::of(const Progress& p) {
-  return {p.units_selected.load(), p.units_done.load(), p.units_skipped.load(), p.failed(),
-          p.bytes_selected.load(), p.bytes_read.load(), p.events_sent.load(),
-          p.event_bytes_sent.load(), p.listing_done.load()};
+  return {p.units_selected.load(), p.units_done.load(),
+          p.units_skipped.load(),  p.units_failed.load(),
+          p.bytes_selected.load(), p.bytes_read.load(),
+          p.events_sent.load(),    p.event_bytes_sent.load(),
+          p.listing_done.load()};
 }
 
 namespace {
@@ -232,7 +239,9 @@ std::string human_count(uint64_t n) {
   if (n >= 100'000) return fmt::format("{:.0f}k", double(n) / 1e3);
   return std::to_string(n);
 }
-std::string mib(uint64_t b) { return fmt::format("{:.1f}", double(b) / (1024.0 * 1024.0)); }
+std::string mib(uint64_t b) {
+  return fmt::format("{:.1f}", double(b) / (1024.0 * 1024.0));
+}
 std::string clock_text(double secs) {
   auto s = static_cast<uint64_t>(std::max(0.0, secs));
   if (s >= 3600) return fmt::format("{}:{:02}:{:02}", s / 3600, (s / 60) % 60, s % 60);
@@ -240,15 +249,16 @@ std::string clock_text(double secs) {
 }
 }  // namespace
 
-std::string progress_line(const Snapshot& s, std::string_view unit, double bps, double eps, size_t width) {
+std::string progress_line(const Snapshot& s, std::string_view unit, double bps, double eps,
+                          size_t width) {
   uint64_t total = std::max(s.bytes_selected, s.bytes_read);
   double frac = total ? double(s.bytes_read) / double(total) : (s.listing_done ? 1.0 : 0.0);
   uint64_t units_total = s.units_selected;
   uint64_t units_finished = s.units_done + s.units_skipped + s.failed;
-  std::string tail = fmt::format(" {}/{}{} {}  {}/{} MiB  {} events  {} MiB/s  {} ev/s  ", units_finished,
-                                 units_total, s.listing_done ? "" : "+", unit, mib(s.bytes_read), mib(total),
-                                 human_count(s.events_sent), mib(static_cast<uint64_t>(bps)),
-                                 human_count(static_cast<uint64_t>(eps)));
+  std::string tail = fmt::format(
+      " {}/{}{} {}  {}/{} MiB  {} events  {} MiB/s  {} ev/s  ", units_finished, units_total,
+      s.listing_done ? "" : "+", unit, mib(s.bytes_read), mib(total), human_count(s.events_sent),
+      mib(static_cast<uint64_t>(bps)), human_count(static_cast<uint64_t>(eps)));
   if (!s.listing_done) {
     tail += "listing";
   } else if (bps > 0 && total > s.bytes_read) {
@@ -258,7 +268,8 @@ std::string progress_line(const Snapshot& s, std::string_view unit, double bps, 
   }
   size_t bar = width > tail.size() + 12 ? std::min<size_t>(30, width - tail.size() - 2) : 10;
   auto filled = static_cast<size_t>(std::lround(frac * double(bar)));
-  std::string line = "[" + std::string(std::min(filled, bar), '#') + std::string(bar - std::min(filled, bar), '.') + "]";
+  std::string line = "[" + std::string(std::min(filled, bar), '#') +
+                     std::string(bar - std::min(filled, bar), '.') + "]";
   line += tail;
   if (line.size() > width) line.resize(width);
   return line;
@@ -278,12 +289,15 @@ std::string summary_text(const Summary& s) {
   out += "\n";
   out += fmt::format("  bytes:          {} stored ({} bytes)\n", format_size(s.bytes), s.bytes);
   if (!s.dry_run) {
-    out += fmt::format("  events:         {} ({} of event text", s.events, format_size(s.event_bytes));
+    out +=
+        fmt::format("  events:         {} ({} of event text", s.events, format_size(s.event_bytes));
     if (s.seconds > 0)
-      out += fmt::format(", {:.1f} MiB/s, {:.0f} events/s", double(s.event_bytes) / 1048576.0 / s.seconds,
-                         double(s.events) / s.seconds);
+      out +=
+          fmt::format(", {:.1f} MiB/s, {:.0f} events/s",
+                      double(s.event_bytes) / 1048576.0 / s.seconds, double(s.events) / s.seconds);
     out += ")\n";
-    if (s.events_outside) out += fmt::format("  outside window: {} events not sent\n", s.events_outside);
+    if (s.events_outside)
+      out += fmt::format("  outside window: {} events not sent\n", s.events_outside);
   }
   // A dry run reads no event: its times are the files' (delivery time in the name, LastModified
   // or mtime).
@@ -304,13 +318,17 @@ std::string summary_json(const Summary& s) {
     return o + "\"";
   };
   std::string out = "{\"run_id\":" + str(s.run_id);
-  out += fmt::format(",\"objects\":{},\"files\":{},\"events\":{},\"bytes\":{},\"dead_lettered\":{},\"failed\":{}",
-                     s.objects, s.files, s.events, s.bytes, s.dead_lettered, s.failures.size());
-  out += fmt::format(",\"seconds\":{:.3f},\"dry_run\":{},\"interrupted\":{}", s.seconds, s.dry_run, s.interrupted);
-  out += fmt::format(",\"skipped_done\":{},\"outside_window\":{},\"events_outside\":{},\"event_bytes\":{}",
-                     s.skipped_done, s.outside_window, s.events_outside, s.event_bytes);
+  out += fmt::format(
+      ",\"objects\":{},\"files\":{},\"events\":{},\"bytes\":{},\"dead_lettered\":{},\"failed\":{}",
+      s.objects, s.files, s.events, s.bytes, s.dead_lettered, s.failures.size());
+  out += fmt::format(",\"seconds\":{:.3f},\"dry_run\":{},\"interrupted\":{}", s.seconds, s.dry_run,
+                     s.interrupted);
+  out += fmt::format(
+      ",\"skipped_done\":{},\"outside_window\":{},\"events_outside\":{},\"event_bytes\":{}",
+      s.skipped_done, s.outside_window, s.events_outside, s.event_bytes);
   out += fmt::format(",\"list_requests\":{}", s.list_requests);
-  out += ",\"first_time\":" + (s.first_time ? str(format_time(*s.first_time)) : std::string("null"));
+  out +=
+      ",\"first_time\":" + (s.first_time ? str(format_time(*s.first_time)) : std::string("null"));
   out += ",\"last_time\":" + (s.last_time ? str(format_time(*s.last_time)) : std::string("null"));
   out += ",\"failures\":[";
   for (size_t i = 0; i < s.failures.size(); ++i)

@@ -94,8 +94,9 @@ awaitable<bool> throttle(RateLimiter* limiter, Lifecycle& lifecycle, uint64_t by
 struct Progress {
   std::atomic<uint64_t> units_selected{0};  ///< objects or files to read (known so far)
   std::atomic<uint64_t> units_done{0};
-  std::atomic<uint64_t> units_skipped{0};  ///< done by an earlier attempt of this run (--resume)
-  std::atomic<uint64_t> units_outside{0};  ///< listed, but outside the window by name or date
+  std::atomic<uint64_t> units_skipped{0};   ///< done by an earlier attempt of this run (--resume)
+  std::atomic<uint64_t> units_failed{0};   ///< selected objects or files that failed
+  std::atomic<uint64_t> units_outside{0};   ///< listed, but outside the window by name or date
   std::atomic<uint64_t> bytes_selected{0};  ///< stored (compressed) bytes of the selected units
   std::atomic<uint64_t> bytes_read{0};      ///< stored bytes read so far
   std::atomic<uint64_t> bytes_done{0};      ///< stored bytes of the units done

@@ -114,7 +114,8 @@ class FileReplaySource final : public Source {
     replay::Progress& P = rp_->progress;
     std::string err;
     if (!state_.load(ctx_.checkpoints->load(ctx_.id), &err))
-      spdlog::warn("[{}] replay state unreadable ({}); reading every file from its start", ctx_.id, err);
+      spdlog::warn("[{}] replay state unreadable ({}); reading every file from its start", ctx_.id,
+                   err);
     ctx_.checkpoints->set_provider(ctx_.id, [this] { return state_.serialize(); });
 
     std::vector<ArchivedFile> files = list_files();
@@ -154,11 +155,12 @@ class FileReplaySource final : public Source {
     std::vector<std::string> globs;
     for (auto& f : rp_->from) {
       std::error_code ec;
-      globs.push_back(std::filesystem::is_directory(f, ec) ? (f.back() == '/' ? f : f + "/") + "*" : f);
+      globs.push_back(std::filesystem::is_directory(f, ec) ? (f.back() == '/' ? f : f + "/") + "*"
+                                                           : f);
     }
     std::vector<ArchivedFile> files;
     for (auto& path : discover_files(globs, cfg_.exclude)) {
-      struct stat st{};
+      struct stat st {};
       if (::stat(path.c_str(), &st) != 0) {
         rp_->progress.fail(path, fmt::format("cannot stat: {}", std::strerror(errno)));
         continue;
@@ -177,7 +179,11 @@ class FileReplaySource final : public Source {
   class Emitter final : public EventEmitter {
    public:
     Emitter(FileReplaySource& src, const ArchivedFile& f, const LineDecoder& dec, uint64_t skip)
-        : src_(src), f_(f), dec_(dec), skip_(skip), identity_(fmt::format("{}\n{}\n{}", f.path, f.size, f.mtime_ns)) {
+        : src_(src),
+          f_(f),
+          dec_(dec),
+          skip_(skip),
+          identity_(fmt::format("{}\n{}\n{}", f.path, f.size, f.mtime_ns)) {
       start();
     }
     void start() {
@@ -245,10 +251,12 @@ class FileReplaySource final : public Source {
     prog->id = ctx_.id;
     prog->progress = &P;
     const uint64_t skip = state_.resume_point(info);
-    if (skip > 0) spdlog::info("[{}] resuming {} after event {} (delivered before)", ctx_.id, f.path, skip);
+    if (skip > 0)
+      spdlog::info("[{}] resuming {} after event {} (delivered before)", ctx_.id, f.path, skip);
     int fd = ::open(f.path.c_str(), O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
       P.fail(f.path, fmt::format("cannot open: {}", std::strerror(errno)));
+      P.units_failed.fetch_add(1, std::memory_order_relaxed);
       co_return;
     }
     ::posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
@@ -256,9 +264,9 @@ class FileReplaySource final : public Source {
     Emitter em(*this, f, *decoder, skip);
     std::string failure;
     bool stopped = false;
-    uint64_t pos = 0;        // decompressed offset of the next byte
+    uint64_t pos = 0;  // decompressed offset of the next byte
     uint64_t line_start = 0;
-    std::string carry;       // the start of a line cut by the end of a piece
+    std::string carry;                     // the start of a line cut by the end of a piece
     const int64_t read_time = f.mtime_ns;  // events without a time of their own
     const uint64_t max_line = std::max<uint64_t>(cfg_.max_line_bytes, 1);
     auto line_out = [&](std::string_view line, bool truncated, uint64_t start, uint64_t end) {
@@ -275,7 +283,8 @@ class FileReplaySource final : public Source {
           carry.append(d.substr(b));
           pos += d.size() - b;
           while (carry.size() > max_line) {  // an overlong line goes on in pieces
-            line_out(std::string_view(carry).substr(0, max_line), true, line_start, line_start + max_line);
+            line_out(std::string_view(carry).substr(0, max_line), true, line_start,
+                     line_start + max_line);
             carry.erase(0, max_line);
             line_start += max_line;
           }
@@ -304,8 +313,8 @@ class FileReplaySource final : public Source {
         if (b.empty()) continue;
         uint64_t text = 0;
         for (const Event& e : b.events()) text += e.length;
-        if (!co_await replay::throttle(rp_->limiter ? &*rp_->limiter : nullptr, *ctx_.lifecycle, text,
-                                       b.size())) {
+        if (!co_await replay::throttle(rp_->limiter ? &*rp_->limiter : nullptr, *ctx_.lifecycle,
+                                       text, b.size())) {
           em.ready.clear();
           co_return false;
         }
@@ -362,6 +371,7 @@ class FileReplaySource final : public Source {
       report_error_for(m_, "read", "failed", f.path, std::chrono::hours(1),
                        fmt::format("{} failed after {} event(s): {}", f.path, em.index, failure));
       P.fail(f.path, failure);
+      P.units_failed.fetch_add(1, std::memory_order_relaxed);
       co_return;
     }
     if (!stopped) prog->read_to_end();

@@ -21,10 +21,10 @@
 #include <vector>
 
 #include "agent/aws/client.h"
-#include "agent/aws/kms.h"
-#include "agent/aws/sqs.h"
 #include "agent/aws/credentials.h"
+#include "agent/aws/kms.h"
 #include "agent/aws/sigv4.h"
+#include "agent/aws/sqs.h"
 #include "agent/core/base64.h"
 #include "agent/core/secret.h"
 #include "agent/net/http_client.h"
@@ -156,12 +156,15 @@ class S3Source final : public Source {
         ctx_(ctx),
         rp_(ctx.replay),
         m_(ctx.id, ctx.type, ctx.kind),
-        objects_done_(metrics().counter("logship_s3_objects_total", "S3 objects finished, by final status",
+        objects_done_(metrics().counter("logship_s3_objects_total",
+                                        "S3 objects finished, by final status",
                                         {{"component_id", ctx.id}, {"status", "done"}})),
-        objects_failed_(metrics().counter("logship_s3_objects_total", "S3 objects finished, by final status",
+        objects_failed_(metrics().counter("logship_s3_objects_total",
+                                          "S3 objects finished, by final status",
                                           {{"component_id", ctx.id}, {"status", "failed"}})),
         objects_listed_(metrics().counter("logship_s3_objects_listed_total",
-                                          "Objects returned by ListObjectsV2", {{"component_id", ctx.id}})),
+                                          "Objects returned by ListObjectsV2",
+                                          {{"component_id", ctx.id}})),
         list_requests_(metrics().counter("logship_s3_list_requests_total", "ListObjectsV2 requests",
                                          {{"component_id", ctx.id}})),
         get_requests_(metrics().counter("logship_s3_get_requests_total", "Ranged GET requests",
@@ -171,12 +174,15 @@ class S3Source final : public Source {
         decompressed_bytes_(metrics().counter("logship_s3_decompressed_bytes_total",
                                               "Object bytes after decompression",
                                               {{"component_id", ctx.id}})),
-        skipdata_rows_(metrics().counter("logship_s3_vpcflow_skipdata_rows_total",
-                                         "VPC flow rows with log-status SKIPDATA (records lost upstream)",
-                                         {{"component_id", ctx.id}})),
+        skipdata_rows_(
+            metrics().counter("logship_s3_vpcflow_skipdata_rows_total",
+                              "VPC flow rows with log-status SKIPDATA (records lost upstream)",
+                              {{"component_id", ctx.id}})),
         nodata_rows_(metrics().counter("logship_s3_vpcflow_nodata_rows_total",
-                                       "VPC flow rows with log-status NODATA", {{"component_id", ctx.id}})),
-        kms_calls_(metrics().counter("logship_s3_kms_calls_total", "kms:Decrypt calls for data keys",
+                                       "VPC flow rows with log-status NODATA",
+                                       {{"component_id", ctx.id}})),
+        kms_calls_(metrics().counter("logship_s3_kms_calls_total",
+                                     "kms:Decrypt calls for data keys",
                                      {{"component_id", ctx.id}})),
         kms_cache_hits_(metrics().counter("logship_s3_kms_cache_hits_total",
                                           "Data keys served from the cache (no KMS call)",
@@ -1158,9 +1164,13 @@ class S3Source final : public Source {
                                    index, failure));
       prog->fail(failure);
       objects_failed_.inc();
-      if (rp_) rp_->progress.fail(what, failure);
+      if (rp_) {
+        rp_->progress.fail(what, failure);
+        rp_->progress.units_failed.fetch_add(1, std::memory_order_relaxed);
+      }
     } else if (!transient.empty() && rp_) {
-      report_error_for(m_, "object", "read", o.key, std::chrono::minutes(10), transient + "; retried");
+      report_error_for(m_, "object", "read", o.key, std::chrono::minutes(10),
+                       transient + "; retried");
       std::lock_guard lk(mu_);
       replay_retry_.push_back({o, transient});
     } else if (!transient.empty()) {
@@ -1181,7 +1191,8 @@ class S3Source final : public Source {
     }
     if (!ready) {
       if (!ctx_.lifecycle->stopping())
-        for (auto& uri : rp_->from) P.fail(uri, "no S3 client (region or credentials): see the log above");
+        for (auto& uri : rp_->from)
+          P.fail(uri, "no S3 client (region or credentials): see the log above");
       P.listing_done = true;
       co_return;
     }
@@ -1220,23 +1231,27 @@ class S3Source final : public Source {
     if (!ctx_.lifecycle->stopping()) {
       co_await wq_.wait_until(mu_, [this] { return active_.empty(); });
       std::lock_guard lk(mu_);
-      for (auto& [o, why] : replay_retry_)
+      for (auto& [o, why] : replay_retry_) {
         P.fail(fmt::format("s3://{}/{}", bucket_of(o), o.key), why + " (after 3 retries)");
+        P.units_failed.fetch_add(1, std::memory_order_relaxed);
+      }
     }
     http_->shutdown();
     remove_spools();
   }
 
   /// One listing request with up to three retries; nullopt once they failed (recorded).
-  awaitable<std::optional<ListPage>> replay_list(const std::string& bucket, const std::string& prefix,
-                                                 bool delimited, const std::string& token) {
+  awaitable<std::optional<ListPage>> replay_list(const std::string& bucket,
+                                                 const std::string& prefix, bool delimited,
+                                                 const std::string& token) {
     std::string uri = fmt::format("s3://{}/{}", bucket, prefix);
     std::string why;
     for (int attempt = 0; attempt < 4 && !ctx_.lifecycle->stopping(); ++attempt) {
       if (attempt > 0 && co_await ctx_.lifecycle->sleep(std::chrono::seconds(attempt))) break;
       HttpRequest req;
       req.method = "GET";
-      std::string url = bucket_url(bucket) + "?list-type=2&max-keys=1000&prefix=" + aws::uri_encode(prefix, true);
+      std::string url =
+          bucket_url(bucket) + "?list-type=2&max-keys=1000&prefix=" + aws::uri_encode(prefix, true);
       if (delimited) url += "&delimiter=%2F";
       if (!token.empty()) url += "&continuation-token=" + aws::uri_encode(token, true);
       req.url = std::move(url);
@@ -1253,7 +1268,8 @@ class S3Source final : public Source {
         why = explain(r, "listing " + uri);
         auto e = aws::parse_aws_error(r);
         // Not worth retrying: the bucket does not exist or the credentials may not list it.
-        if (r.status == 404 || r.status == 403 || (e && (e->code == "NoSuchBucket" || e->code == "AccessDenied"))) {
+        if (r.status == 404 || r.status == 403 ||
+            (e && (e->code == "NoSuchBucket" || e->code == "AccessDenied"))) {
           attempt = 4;
         }
       }
@@ -1289,9 +1305,14 @@ class S3Source final : public Source {
               (cp.ends_with("/CloudTrail-Digest/") || cp.ends_with("/CloudTrail-Insight/")))
             continue;
           switch (replay::classify_prefix(cp, w, lv.depth + 1)) {
-            case replay::WalkStep::kSkip: break;
-            case replay::WalkStep::kDescend: children.push_back({cp, true, lv.depth + 1}); break;
-            case replay::WalkStep::kListAll: children.push_back({cp, false, lv.depth + 1}); break;
+            case replay::WalkStep::kSkip:
+              break;
+            case replay::WalkStep::kDescend:
+              children.push_back({cp, true, lv.depth + 1});
+              break;
+            case replay::WalkStep::kListAll:
+              children.push_back({cp, false, lv.depth + 1});
+              break;
           }
         }
         for (auto& o : page->objects) {
@@ -1301,7 +1322,8 @@ class S3Source final : public Source {
           std::optional<int64_t> delivered = replay::key_delivery_time(o.key);
           // Events precede the storing of their file: one stored before `since` holds none of
           // the window's (its LastModified says nothing of `until`: a copy is stored later).
-          bool inside = delivered ? w.may_hold(*delivered) : (!w.since_ns || o.last_modified_ns >= *w.since_ns);
+          bool inside = delivered ? w.may_hold(*delivered)
+                                  : (!w.since_ns || o.last_modified_ns >= *w.since_ns);
           if (!inside) {
             P.units_outside.fetch_add(1, std::memory_order_relaxed);
             continue;

@@ -120,8 +120,10 @@ std::string State::serialize() const {
     if (!first) out.push_back(',');
     first = false;
     fmt::format_to(std::back_inserter(out),
-                   "{{\"key\":\"{}\",\"etag\":\"{}\",\"last_modified_ns\":{},\"reason\":\"{}\",\"records_done\":{}}}",
-                   json_escape(k), json_escape(f.etag), f.last_modified_ns, json_escape(f.reason), f.records_done);
+                   "{{\"key\":\"{}\",\"etag\":\"{}\",\"last_modified_ns\":{},\"reason\":\"{}\","
+                   "\"records_done\":{}}}",
+                   json_escape(k), json_escape(f.etag), f.last_modified_ns, json_escape(f.reason),
+                   f.records_done);
   }
   out += "]}";
   return out;

@@ -65,14 +65,15 @@ TEST_CASE("key_delivery_time: CloudTrail and VPC flow log names") {
   CHECK(key_delivery_time("AWSLogs/123456789012/CloudTrail/us-east-1/2026/11/01/"
                           "123456789012_CloudTrail_us-east-1_20261101T0005Z_AbCd.json.gz") ==
         t("2026-11-01T00:05:00Z"));
-  CHECK(key_delivery_time("AWSLogs/123456789012/vpcflowlogs/eu-west-1/2026/02/28/"
-                          "123456789012_vpcflowlogs_eu-west-1_fl-0abc_20260228T2355Z_9f8e.log.gz") ==
-        t("2026-02-28T23:55:00Z"));
+  CHECK(
+      key_delivery_time("AWSLogs/123456789012/vpcflowlogs/eu-west-1/2026/02/28/"
+                        "123456789012_vpcflowlogs_eu-west-1_fl-0abc_20260228T2355Z_9f8e.log.gz") ==
+      t("2026-02-28T23:55:00Z"));
   CHECK(key_delivery_time("x_20261101T0005Z") == t("2026-11-01T00:05:00Z"));
   // Not a delivery time: no stamp, a malformed one, or an impossible date.
-  for (const char* k : {"app/2026/11/01/app.log.gz", "a_20261101T0005_b.gz", "a_20261301T0005Z_b.gz",
-                        "a_20260230T0005Z_b.gz", "a_20261101T2405Z_b.gz", "a_20261101T0005Zx.gz",
-                        "2026/11/01_20261101T0005Z/file"})
+  for (const char* k : {"app/2026/11/01/app.log.gz", "a_20261101T0005_b.gz",
+                        "a_20261301T0005Z_b.gz", "a_20260230T0005Z_b.gz", "a_20261101T2405Z_b.gz",
+                        "a_20261101T0005Zx.gz", "2026/11/01_20261101T0005Z/file"})
     CHECK_MESSAGE(!key_delivery_time(k), k);
 }
 
@@ -157,7 +158,8 @@ TEST_CASE("parse_rate and valid_run_id") {
   CHECK(valid_run_id("ct-20261101T120000Z"));
   CHECK(valid_run_id("a.b_c-9"));
   CHECK(valid_run_id(std::string(64, 'x')));
-  for (const char* bad : {"", ".hidden", "../etc", "a/b", "a b", "é"}) CHECK_MESSAGE(!valid_run_id(bad), bad);
+  for (const char* bad : {"", ".hidden", "../etc", "a/b", "a b", "é"})
+    CHECK_MESSAGE(!valid_run_id(bad), bad);
   CHECK_FALSE(valid_run_id(std::string(65, 'x')));
 }
 
@@ -217,12 +219,14 @@ TEST_CASE("summary: text and JSON say the same") {
   s.failures.push_back({"s3://b/k\"1", "AccessDenied"});
   std::string text = summary_text(s);
   CHECK(text.find("replay ct-1: done in 2.0 s") != std::string::npos);
-  CHECK(text.find("objects:        12 (+3 done by an earlier attempt) (5 more outside the window)") !=
-        std::string::npos);
+  CHECK(
+      text.find("objects:        12 (+3 done by an earlier attempt) (5 more outside the window)") !=
+      std::string::npos);
   CHECK(text.find("events:         4800 (2.0MiB of event text, 1.0 MiB/s, 2400 events/s)") !=
         std::string::npos);
   CHECK(text.find("bytes:          120.6KiB stored (123456 bytes)") != std::string::npos);
-  CHECK(text.find("time range:     2026-11-01T00:00:00Z .. 2026-11-02T23:00:00Z") != std::string::npos);
+  CHECK(text.find("time range:     2026-11-01T00:00:00Z .. 2026-11-02T23:00:00Z") !=
+        std::string::npos);
   CHECK(text.find("failed:         1\n    s3://b/k\"1: AccessDenied") != std::string::npos);
   simdjson::dom::parser p;
   simdjson::dom::element doc;

@@ -161,9 +161,10 @@ TEST_CASE("s3 state: a failed object keeps what was acknowledged before it faile
   CHECK(back.resume_point(a) == 300);
   // A state written before the count was kept loads with 0.
   State old;
-  REQUIRE(old.load(R"({"version":1,"seen":[],"in_progress":[],"failed":[{"key":"a.json.gz","etag":"e1",)"
-                   R"("last_modified_ns":1000000000000,"reason":"x"}]})",
-                   nullptr));
+  REQUIRE(old.load(
+      R"({"version":1,"seen":[],"in_progress":[],"failed":[{"key":"a.json.gz","etag":"e1",)"
+      R"("last_modified_ns":1000000000000,"reason":"x"}]})",
+      nullptr));
   CHECK(old.resume_point(a) == 0);
   CHECK(old.failed_count() == 1);
 }
