@@ -24,6 +24,11 @@ int main(int argc, char** argv) {
   if (!std::getenv("GLIBC_TUNABLES")) mallopt(M_ARENA_MAX, 1);
   CLI::App app{"logship: ships logs to Splunk HEC"};
   app.require_subcommand(1);
+  app.set_version_flag("-V,--version", [] {
+    std::string v = version_text();
+    if (!v.empty() && v.back() == '\n') v.pop_back();  // CLI11 ends the text with its own newline
+    return v;
+  }, "Print the version and the linked libraries");
   std::string run_config, check_config, log_level_override;
   std::string drain = "10s";
   auto* run = app.add_subcommand("run", "Run the pipeline described by a configuration file");
@@ -99,10 +104,10 @@ int main(int argc, char** argv) {
       return 0;
     }
     init_logging(log_level_override.empty() ? cfg.log_level : log_level_override, cfg.log_format);
-    auto d = parse_duration(drain);
+    auto d = parse_duration_arg(drain);
     if (!d) {
       std::cerr << "logship: --drain-timeout: invalid duration \"" << drain
-                << "\"; expected a duration such as 10s\n";
+                << "\"; expected a duration such as 10s (a bare number is seconds)\n";
       return 2;
     }
     Runtime rt(std::move(cfg));

@@ -263,7 +263,7 @@ int replay_command(const ReplayArgs& a) {
     eps = v;
   }
   if (bps > 0 || eps > 0) ctx->limiter.emplace(bps, eps);
-  auto d = parse_duration(a.drain);
+  auto d = parse_duration_arg(a.drain);
   if (!d) return usage(fmt::format("--drain-timeout {}: expected a duration such as 30s", a.drain));
 
   // A dry run writes nothing: its state lives in a scratch directory removed at the end (a dry

@@ -30,11 +30,12 @@ std::string version_text() {
                      int(simdjson::SIMDJSON_VERSION_MINOR), int(simdjson::SIMDJSON_VERSION_REVISION),
                      simdjson::get_active_implementation()->name());
   out += fmt::format("  spdlog     {}.{}.{}\n", SPDLOG_VER_MAJOR, SPDLOG_VER_MINOR, SPDLOG_VER_PATCH);
-  out += fmt::format("  fmt        {}\n", FMT_VERSION);
+  out += fmt::format("  fmt        {}.{}.{}\n", FMT_VERSION / 10000, FMT_VERSION / 100 % 100, FMT_VERSION % 100);
   out += fmt::format("  libdeflate {}\n", LIBDEFLATE_VERSION_STRING);
   out += fmt::format("  zlib       {}\n", zlibVersion());
   out += fmt::format("  zstd       {}\n", ZSTD_versionString());
-  out += fmt::format("  xxhash     {}\n", XXH_versionNumber());
+  const unsigned xx = XXH_versionNumber();
+  out += fmt::format("  xxhash     {}.{}.{}\n", xx / 10000, xx / 100 % 100, xx % 100);
   out += fmt::format("  re2        linked\n  yaml-cpp   linked\n");
   return out;
 }

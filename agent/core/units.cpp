@@ -1,5 +1,6 @@
 #include "agent/core/units.h"
 
+#include <algorithm>
 #include <charconv>
 #include <cmath>
 
@@ -32,16 +33,26 @@ std::optional<uint64_t> parse_size(std::string_view s) {
   if (!parse_number(s, v, used)) return std::nullopt;
   std::string_view unit = trim(s.substr(used));
   double mult = 0;
-  if (unit.empty() || unit == "B") mult = 1;
-  else if (unit == "KiB") mult = 1024.0;
-  else if (unit == "MiB") mult = 1024.0 * 1024;
-  else if (unit == "GiB") mult = 1024.0 * 1024 * 1024;
-  else if (unit == "TiB") mult = 1024.0 * 1024 * 1024 * 1024;
-  else if (unit == "KB") mult = 1e3;
-  else if (unit == "MB") mult = 1e6;
-  else if (unit == "GB") mult = 1e9;
-  else if (unit == "TB") mult = 1e12;
-  else return std::nullopt;
+  if (unit.empty() || unit == "B")
+    mult = 1;
+  else if (unit == "KiB")
+    mult = 1024.0;
+  else if (unit == "MiB")
+    mult = 1024.0 * 1024;
+  else if (unit == "GiB")
+    mult = 1024.0 * 1024 * 1024;
+  else if (unit == "TiB")
+    mult = 1024.0 * 1024 * 1024 * 1024;
+  else if (unit == "KB")
+    mult = 1e3;
+  else if (unit == "MB")
+    mult = 1e6;
+  else if (unit == "GB")
+    mult = 1e9;
+  else if (unit == "TB")
+    mult = 1e12;
+  else
+    return std::nullopt;
   double total = v * mult;
   if (unit.empty() || unit == "B") {
     if (std::floor(v) != v) return std::nullopt;  // fractional bytes
@@ -58,14 +69,22 @@ std::optional<std::chrono::nanoseconds> parse_duration(std::string_view s) {
   if (!parse_number(s, v, used)) return std::nullopt;
   std::string_view unit = trim(s.substr(used));
   double ns = 0;
-  if (unit == "ns") ns = 1;
-  else if (unit == "us") ns = 1e3;
-  else if (unit == "ms") ns = 1e6;
-  else if (unit == "s") ns = 1e9;
-  else if (unit == "m") ns = 60e9;
-  else if (unit == "h") ns = 3600e9;
-  else if (unit == "d") ns = 86400e9;
-  else return std::nullopt;
+  if (unit == "ns")
+    ns = 1;
+  else if (unit == "us")
+    ns = 1e3;
+  else if (unit == "ms")
+    ns = 1e6;
+  else if (unit == "s")
+    ns = 1e9;
+  else if (unit == "m")
+    ns = 60e9;
+  else if (unit == "h")
+    ns = 3600e9;
+  else if (unit == "d")
+    ns = 86400e9;
+  else
+    return std::nullopt;
   double total = v * ns;
   if (!(total >= 0) || total > 9.0e18) return std::nullopt;
   return std::chrono::nanoseconds(static_cast<int64_t>(std::llround(total)));
@@ -82,6 +101,13 @@ std::string format_duration(std::chrono::nanoseconds d) {
   double s = d.count() / 1e9;
   if (s >= 1) return fmt::format("{:.1f}s", s);
   return fmt::format("{}ms", d.count() / 1000000);
+}
+
+std::optional<std::chrono::nanoseconds> parse_duration_arg(std::string_view s) {
+  if (!s.empty() && s.size() <= 9 &&
+      std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; }))
+    return parse_duration(std::string(s) + "s");
+  return parse_duration(s);
 }
 
 }  // namespace logship

@@ -14,6 +14,9 @@ std::optional<uint64_t> parse_size(std::string_view s);
 /// Parses a duration: `250ms`, `5s`, `10m`, `2h`, `7d`, also `us`/`ns`; `0` alone is zero.
 /// Returns nullopt when malformed (a bare number other than 0 is malformed).
 std::optional<std::chrono::nanoseconds> parse_duration(std::string_view s);
+/// A duration given on the command line: as parse_duration(), and a bare number is seconds
+/// (`--drain-timeout 5`).
+std::optional<std::chrono::nanoseconds> parse_duration_arg(std::string_view s);
 
 /// `1.5MiB`-style rendering for messages.
 std::string format_size(uint64_t bytes);

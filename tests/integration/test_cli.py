@@ -36,6 +36,27 @@ class Cli(unittest.TestCase):
         for word in ("logship", "commit", "libcurl", "openssl", "simdjson", "boost", "libdeflate"):
             self.assertIn(word, r.stdout.lower())
 
+    def test_version_flag_and_library_versions_as_numbers(self):
+        """Verifies `logship --version` works like `logship version` and versions read as x.y.z."""
+        r = run_logship("--version")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(r.stdout, run_logship("version").stdout)
+        for lib in ("fmt", "xxhash", "zstd", "boost"):
+            self.assertRegex(r.stdout, rf"\n  {lib} +\d+\.\d+\.\d+\n")
+
+    def test_drain_timeout_bare_number_is_seconds(self):
+        """Verifies `--drain-timeout 5` means 5 s and a malformed one exits 2 with its value."""
+        os.makedirs(self.tmp.join("logs"))
+        path = write_config(self.tmp.join("a.yaml"), minimal(self.tmp))
+        bad = run_logship("run", "-c", path, "--drain-timeout", "5x")
+        self.assertEqual(bad.returncode, 2)
+        self.assertIn('"5x"', bad.stderr)
+        p = Logship(path, "d5", args=["--drain-timeout", "5"]).start()
+        self.addCleanup(lambda: p.alive() and p.stop())
+        wait_for(lambda: "running" in p.log(), 10, "the pipeline running")
+        self.assertEqual(p.stop(signal.SIGTERM), 0, p.log())
+        self.assertIn("deadline 5.0s", p.log())
+
     def test_check_prints_the_topology(self):
         """Verifies `logship check` prints each component, its type and its inputs."""
         path = write_config(self.tmp.join("ok.yaml"), minimal(self.tmp))

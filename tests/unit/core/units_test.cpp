@@ -47,3 +47,15 @@ TEST_CASE("metrics render in Prometheus text format with labels") {
   CHECK(out.find("z_seconds_count 1") != std::string::npos);
   CHECK(r.value("x_total", {{"component_id", "a\"b"}}) == 3);
 }
+
+TEST_CASE("parse_duration_arg: a bare number on the command line is seconds") {
+  using namespace std::chrono;
+  CHECK(parse_duration_arg("5") == seconds(5));
+  CHECK(parse_duration_arg("0") == seconds(0));
+  CHECK(parse_duration_arg("250ms") == milliseconds(250));
+  CHECK(parse_duration_arg("2m") == minutes(2));
+  CHECK_FALSE(parse_duration_arg(""));
+  CHECK_FALSE(parse_duration_arg("5x"));
+  CHECK_FALSE(parse_duration_arg("-5"));
+  CHECK_FALSE(parse_duration_arg("99999999999999999999"));
+}
