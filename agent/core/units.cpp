@@ -24,6 +24,28 @@ std::string_view trim(std::string_view s) {
   while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
   return s;
 }
+struct Unit {
+  std::string_view name;
+  double factor;
+};
+constexpr Unit kSizeUnits[] = {{"B", 1},
+                               {"KiB", 1024.0},
+                               {"MiB", 1048576.0},
+                               {"GiB", 1073741824.0},
+                               {"TiB", 1099511627776.0},
+                               {"KB", 1e3},
+                               {"MB", 1e6},
+                               {"GB", 1e9},
+                               {"TB", 1e12}};
+constexpr Unit kDurationUnits[] = {{"ns", 1},   {"us", 1e3},   {"ms", 1e6},   {"s", 1e9},
+                                   {"m", 60e9}, {"h", 3600e9}, {"d", 86400e9}};
+/// The factor of a unit in `table`, 0 when it is not there.
+template <size_t N>
+double unit_factor(std::string_view unit, const Unit (&table)[N]) {
+  for (const Unit& u : table)
+    if (u.name == unit) return u.factor;
+  return 0;
+}
 }  // namespace
 
 std::optional<uint64_t> parse_size(std::string_view s) {
@@ -32,27 +54,8 @@ std::optional<uint64_t> parse_size(std::string_view s) {
   size_t used = 0;
   if (!parse_number(s, v, used)) return std::nullopt;
   std::string_view unit = trim(s.substr(used));
-  double mult = 0;
-  if (unit.empty() || unit == "B")
-    mult = 1;
-  else if (unit == "KiB")
-    mult = 1024.0;
-  else if (unit == "MiB")
-    mult = 1024.0 * 1024;
-  else if (unit == "GiB")
-    mult = 1024.0 * 1024 * 1024;
-  else if (unit == "TiB")
-    mult = 1024.0 * 1024 * 1024 * 1024;
-  else if (unit == "KB")
-    mult = 1e3;
-  else if (unit == "MB")
-    mult = 1e6;
-  else if (unit == "GB")
-    mult = 1e9;
-  else if (unit == "TB")
-    mult = 1e12;
-  else
-    return std::nullopt;
+  double mult = unit.empty() ? 1 : unit_factor(unit, kSizeUnits);
+  if (mult == 0) return std::nullopt;
   double total = v * mult;
   if (unit.empty() || unit == "B") {
     if (std::floor(v) != v) return std::nullopt;  // fractional bytes
@@ -68,23 +71,8 @@ std::optional<std::chrono::nanoseconds> parse_duration(std::string_view s) {
   size_t used = 0;
   if (!parse_number(s, v, used)) return std::nullopt;
   std::string_view unit = trim(s.substr(used));
-  double ns = 0;
-  if (unit == "ns")
-    ns = 1;
-  else if (unit == "us")
-    ns = 1e3;
-  else if (unit == "ms")
-    ns = 1e6;
-  else if (unit == "s")
-    ns = 1e9;
-  else if (unit == "m")
-    ns = 60e9;
-  else if (unit == "h")
-    ns = 3600e9;
-  else if (unit == "d")
-    ns = 86400e9;
-  else
-    return std::nullopt;
+  double ns = unit_factor(unit, kDurationUnits);
+  if (ns == 0) return std::nullopt;
   double total = v * ns;
   if (!(total >= 0) || total > 9.0e18) return std::nullopt;
   return std::chrono::nanoseconds(static_cast<int64_t>(std::llround(total)));
